@@ -1,0 +1,213 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseDotenv } from 'dotenv';
+import { z } from 'zod';
+
+/** HMAC algorithms accepted for `JWT_ALGORITHM` (shared-secret tokens only). */
+export const JWT_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
+/** A value of `JWT_ALGORITHM`. */
+export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
+
+/** pino levels accepted for `LOG_LEVEL`. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+/** A value of `LOG_LEVEL`. */
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Validated configuration of the reference server. Build it with {@link loadConfig} or {@link parseConfig}. */
+export interface AppConfig {
+  /** `development` or `production`; production requires JWT auth and logs JSON. */
+  environment: 'development' | 'production';
+  /** Interface to bind (`MCP_SERVER_HOST`). */
+  host: string;
+  /** Port to bind (`MCP_SERVER_PORT`); 0 picks a free port. */
+  port: number;
+  /** PostgreSQL URL; `undefined` → embedded, in-memory PGlite seeded with sample data. */
+  databaseUrl: string | undefined;
+  /** Redis URL; `undefined` → in-memory sessions (one instance only). */
+  redisUrl: string | undefined;
+  /** JWT verification settings; `undefined` → anonymous access (development only). */
+  jwt: { secret: string; algorithm: JwtAlgorithm } | undefined;
+  /** VirusTotal settings; `undefined` → the `virustotal_*` tools are not offered. */
+  virustotal: { apiKey: string; baseUrl: string } | undefined;
+  /** Instance id for logs and `health_check`; `undefined` → `${hostname}-${pid}`. */
+  instanceId: string | undefined;
+  /** Sliding idle lifetime of an MCP session, in seconds. */
+  sessionTtlSeconds: number;
+  /** pino log level. */
+  logLevel: LogLevel;
+  /** Allowed `Host` header values; `undefined` → derived from host/port when bound to loopback. */
+  allowedHosts: string[] | undefined;
+  /** Allowed `Origin` header values; `undefined` → derived from host/port when bound to loopback. */
+  allowedOrigins: string[] | undefined;
+}
+
+/** A configuration problem: the message names every bad variable and what it expects. Exit code 2. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  /** Process exit code for configuration errors. */
+  readonly exitCode = 2;
+}
+
+/** Variables whose values are never echoed in error messages (they may hold credentials). */
+const SECRET_VARS = new Set(['JWT_SECRET_KEY', 'VIRUSTOTAL_API_KEY', 'DATABASE_URL', 'REDIS_URL']);
+
+/** `''` in an env file means "not set". */
+const blankToUndefined = (v: unknown): unknown => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+
+function optional<T extends z.ZodType>(schema: T) {
+  return z.preprocess(blankToUndefined, schema.optional());
+}
+
+function integer(min: number, max: number, fallback: number) {
+  const expected = `expected an integer from ${min} to ${max}`;
+  return z.preprocess(
+    blankToUndefined,
+    z
+      .string({ error: expected })
+      .regex(/^\d+$/, { error: expected })
+      .transform(Number)
+      .pipe(z.number().int().min(min, { error: expected }).max(max, { error: expected }))
+      .default(fallback),
+  );
+}
+
+function urlWithScheme(schemes: readonly string[]) {
+  const expected = `expected a URL starting with ${schemes.map((s) => `${s}://`).join(' or ')}`;
+  return z.string().refine(
+    (v) => {
+      try {
+        return schemes.includes(new URL(v).protocol.slice(0, -1));
+      } catch {
+        return false; // not parseable at all: same answer as a wrong scheme
+      }
+    },
+    { error: expected },
+  );
+}
+
+function enumVar<const T extends readonly [string, ...string[]]>(values: T, fallback: T[number]) {
+  return z.preprocess(
+    blankToUndefined,
+    z.enum(values, { error: `expected one of ${values.join(', ')}` }).default(fallback),
+  );
+}
+
+function commaList() {
+  return z.string().transform((v) =>
+    v
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== ''),
+  );
+}
+
+const HOST_PATTERN =
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|[0-9A-Fa-f:.]+)$/;
+
+const envSchema = z
+  .object({
+    ENVIRONMENT: enumVar(['development', 'production'], 'development'),
+    MCP_SERVER_HOST: z.preprocess(
+      blankToUndefined,
+      z
+        .string()
+        .regex(HOST_PATTERN, { error: 'expected a host name or an IP address (e.g. 127.0.0.1 or 0.0.0.0)' })
+        .default('127.0.0.1'),
+    ),
+    MCP_SERVER_PORT: integer(0, 65_535, 9100),
+    DATABASE_URL: optional(urlWithScheme(['postgres', 'postgresql'])),
+    REDIS_URL: optional(urlWithScheme(['redis', 'rediss'])),
+    JWT_SECRET_KEY: optional(
+      z.string().min(32, { error: 'expected a secret of at least 32 characters (256 bits)' }),
+    ),
+    JWT_ALGORITHM: enumVar(JWT_ALGORITHMS, 'HS256'),
+    VIRUSTOTAL_API_KEY: optional(
+      z
+        .string()
+        .regex(/^[\x21-\x7e]+$/, { error: 'expected an API key without spaces or control characters' }),
+    ),
+    VIRUSTOTAL_BASE_URL: z.preprocess(
+      blankToUndefined,
+      urlWithScheme(['https', 'http']).default('https://www.virustotal.com/api/v3'),
+    ),
+    INSTANCE_ID: optional(
+      z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'expected 1-64 characters of A-Z a-z 0-9 . _ -' }),
+    ),
+    SESSION_TTL_SECONDS: integer(10, 31 * 24 * 3600, 3600),
+    LOG_LEVEL: enumVar(LOG_LEVELS, 'info'),
+    MCP_ALLOWED_HOSTS: optional(commaList()),
+    MCP_ALLOWED_ORIGINS: optional(commaList()),
+  })
+  .superRefine((env, ctx) => {
+    if (env.ENVIRONMENT === 'production' && env.JWT_SECRET_KEY === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['JWT_SECRET_KEY'],
+        message: 'required when ENVIRONMENT=production (anonymous access is for development only)',
+      });
+    }
+  });
+
+function describeIssue(issue: z.core.$ZodIssue, env: Record<string, string | undefined>): string {
+  const name = String(issue.path[0] ?? 'configuration');
+  const raw = env[name];
+  const got =
+    raw === undefined || raw === ''
+      ? ''
+      : SECRET_VARS.has(name)
+        ? ' (value hidden)'
+        : ` (got ${JSON.stringify(raw)})`;
+  return `  ${name}: ${issue.message}${got}`;
+}
+
+/**
+ * Validates configuration variables. Throws {@link ConfigError} listing every bad variable.
+ * @param env - variables, e.g. `process.env` merged with a `.env` file.
+ */
+export function parseConfig(env: Record<string, string | undefined>): AppConfig {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => describeIssue(issue, env));
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  return {
+    environment: e.ENVIRONMENT,
+    host: e.MCP_SERVER_HOST,
+    port: e.MCP_SERVER_PORT,
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    jwt:
+      e.JWT_SECRET_KEY === undefined ? undefined : { secret: e.JWT_SECRET_KEY, algorithm: e.JWT_ALGORITHM },
+    virustotal:
+      e.VIRUSTOTAL_API_KEY === undefined
+        ? undefined
+        : { apiKey: e.VIRUSTOTAL_API_KEY, baseUrl: e.VIRUSTOTAL_BASE_URL.replace(/\/+$/, '') },
+    instanceId: e.INSTANCE_ID,
+    sessionTtlSeconds: e.SESSION_TTL_SECONDS,
+    logLevel: e.LOG_LEVEL,
+    allowedHosts: e.MCP_ALLOWED_HOSTS,
+    allowedOrigins: e.MCP_ALLOWED_ORIGINS,
+  };
+}
+
+/**
+ * Reads the configuration from the environment and a `.env` file; a variable set in the environment wins
+ * over the file. The environment itself is not modified.
+ * @param env - the process environment. @default process.env
+ * @param envFile - path of the dotenv file (missing file → ignored). @default '.env' in the working directory
+ */
+export function loadConfig(
+  env: Record<string, string | undefined> = process.env,
+  envFile: string = resolve(process.cwd(), '.env'),
+): AppConfig {
+  let fromFile: Record<string, string> = {};
+  if (existsSync(envFile)) {
+    try {
+      fromFile = parseDotenv(readFileSync(envFile));
+    } catch (err) {
+      throw new ConfigError(`Cannot read ${envFile}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  return parseConfig({ ...fromFile, ...env });
+}

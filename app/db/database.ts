@@ -1,0 +1,34 @@
+/** A row as the drivers return it. */
+export type Row = Record<string, unknown>;
+
+/**
+ * Read-only access to the application database. Each call runs one parameterized statement in its own
+ * read-only transaction with a statement timeout; SQL text never comes from a client.
+ */
+export interface Database {
+  /** Which driver serves this database. */
+  readonly kind: 'postgres' | 'pglite';
+  /**
+   * Runs `sql` with positional parameters (`$1`, `$2`, …) in a read-only transaction.
+   * @throws the driver's error (with a PostgreSQL `code` where there is one); callers log it and show a
+   * generic message.
+   */
+  query<R extends Row = Row>(sql: string, params?: readonly unknown[]): Promise<R[]>;
+  /** `true` when a trivial statement succeeds. Never throws. */
+  ping(): Promise<boolean>;
+  /** Releases connections. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** A statement runner with write access, used only to create and seed the schema. */
+export type SqlRunner = (sql: string, params?: unknown[]) => Promise<unknown>;
+
+/** Default statement timeout of {@link Database.query}, in milliseconds. */
+export const DEFAULT_STATEMENT_TIMEOUT_MS = 5_000;
+
+/** The SQLSTATE of a driver error, when it has one (`57014` = statement timeout). */
+export function sqlState(err: unknown): string | undefined {
+  if (typeof err !== 'object' || err === null || !('code' in err)) return undefined;
+  const code = (err as { code: unknown }).code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}

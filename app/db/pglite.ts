@@ -1,0 +1,42 @@
+import { PGlite } from '@electric-sql/pglite';
+import { DEFAULT_STATEMENT_TIMEOUT_MS, type Database, type Row } from './database.js';
+import { seedEmployees } from './seed.js';
+
+/**
+ * {@link Database} over an embedded, in-memory PGlite, created and seeded with the sample employees. The data
+ * lives in this process only: every instance has its own identical copy.
+ *
+ * PGlite runs PostgreSQL single-threaded inside WebAssembly; `statement_timeout` is set like on a real server
+ * but cannot interrupt a running statement there. Use `DATABASE_URL` for production.
+ */
+export async function createPgliteDatabase(): Promise<Database> {
+  const db = await PGlite.create();
+  await db.transaction((tx) => seedEmployees((sql, params) => tx.query(sql, params)));
+  let closing: Promise<void> | undefined;
+
+  return {
+    kind: 'pglite',
+    query<R extends Row = Row>(sql: string, params: readonly unknown[] = []): Promise<R[]> {
+      return db.transaction(async (tx) => {
+        await tx.query('SET TRANSACTION READ ONLY');
+        await tx.query(`SELECT set_config('statement_timeout', $1, true)`, [
+          String(DEFAULT_STATEMENT_TIMEOUT_MS),
+        ]);
+        const result = await tx.query<R>(sql, [...params]);
+        return result.rows;
+      });
+    },
+    async ping() {
+      try {
+        await db.query('SELECT 1');
+        return true;
+      } catch {
+        return false; // the answer is the boolean; the caller logs
+      }
+    },
+    close() {
+      closing ??= db.close();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,49 @@
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { SessionContext } from '../src/index.js';
+import type { Database } from './db/database.js';
+import { healthCheckTool, type HealthSource } from './health.js';
+import type { AppLogger } from './logger.js';
+import { createCalculatorServer } from './servers/calculator.js';
+import { importServer } from './servers/import-server.js';
+import { createPostgresServer } from './servers/postgres.js';
+import { createVirusTotalServer, type VirusTotalOptions } from './servers/virustotal.js';
+
+/** Name and version the server announces at initialize. */
+export const SERVER_INFO = { name: 'mcp-fleet-reference', version: '0.1.0' } as const;
+
+const INSTRUCTIONS = `Tools of this server:
+- calculator_*: arithmetic (add, subtract, multiply, divide, power, sqrt) and a per-session memory register (memory_store, memory_recall, memory_clear).
+- postgres_*: read-only search of the company's employees table (query_employees) and its column descriptions (get_employee_schema).
+- virustotal_file_report (when enabled): antivirus verdicts for a file hash.
+- health_check: status of the server instance and its session store.
+Errors such as division by zero come back as tool results with isError=true and an explanation.`;
+
+/** What the per-session server factory needs from the process. */
+export interface ServerDeps {
+  /** Read-only employee database, shared by all sessions of this instance. */
+  db: Database;
+  /** The fleet, for `health_check` (a getter: sessions may be built before `createFleet` returned). */
+  fleet: () => HealthSource;
+  /** Which session store the fleet uses. */
+  sessionStore: 'redis' | 'memory';
+  /** VirusTotal settings; omitted → no `virustotal_*` tools. */
+  virustotal?: VirusTotalOptions | undefined;
+  /** Process logger (bound to the instance id). */
+  logger: AppLogger;
+}
+
+/**
+ * Builds the main MCP server for one session: the health check plus the calculator, PostgreSQL and (when
+ * configured) VirusTotal sub-servers, imported with their prefixes.
+ */
+export function createMainServer(ctx: SessionContext, deps: ServerDeps): McpServer {
+  const server = new McpServer(SERVER_INFO, { instructions: INSTRUCTIONS });
+  const logger = deps.logger.child({ sessionId: ctx.sessionId, principal: ctx.principal });
+  healthCheckTool(deps.fleet, deps.sessionStore).register(server, 'health_check', logger);
+  importServer(server, 'calculator', createCalculatorServer(ctx.data), logger);
+  importServer(server, 'postgres', createPostgresServer(deps.db), logger);
+  if (deps.virustotal !== undefined) {
+    importServer(server, 'virustotal', createVirusTotalServer(deps.virustotal), logger);
+  }
+  return server;
+}

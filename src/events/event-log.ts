@@ -1,0 +1,22 @@
+/** One stored event of a stream: its sequence number (1, 2, …) and the serialized message. */
+export interface StoredEvent {
+  seq: number;
+  data: string;
+}
+
+/**
+ * Per-stream event logs that make SSE streams resumable. Each stream of a session has its own
+ * log with consecutive sequence numbers starting at 1; logs are capped (oldest dropped first) and
+ * expire with their session.
+ */
+export interface EventLog {
+  /** Appends messages in order; resolves to the sequence number of each. */
+  append(sessionId: string, streamId: string, data: string[]): Promise<number[]>;
+  /** Events with seq > afterSeq, in order (all kept events when the log was trimmed past it). */
+  readAfter(sessionId: string, streamId: string, afterSeq: number): Promise<StoredEvent[]>;
+  /** Highest sequence number written to the stream (0 when none). */
+  lastSeq(sessionId: string, streamId: string): Promise<number>;
+  /** Removes a stream's log. */
+  delete(sessionId: string, streamId: string): Promise<void>;
+  close(): Promise<void>;
+}

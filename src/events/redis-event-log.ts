@@ -1,0 +1,94 @@
+import type { Redis } from 'ioredis';
+import { call, DEFAULT_COMMAND_TIMEOUT_MS } from '../redis/call.js';
+import type { RedisKeys } from '../redis/keys.js';
+import { defineLuaScript, type LuaScript } from '../redis/lua-script.js';
+import type { EventLog, StoredEvent } from './event-log.js';
+
+/** Options of {@link RedisEventLog}. */
+export interface RedisEventLogOptions {
+  /**
+   * Events kept per stream. Trimming is approximate (`MAXLEN ~`): Redis may keep somewhat more.
+   * @default 1000
+   */
+  maxEvents?: number;
+  /** TTL of a stream's log in ms, refreshed on every append (set it to the session lifetime). */
+  ttlMs: number;
+  /**
+   * Bound on every Redis call in ms; past it the call fails with `STORE_UNAVAILABLE`.
+   * @default 2000
+   */
+  commandTimeoutMs?: number;
+}
+
+/** Default {@link RedisEventLogOptions.maxEvents}. */
+export const DEFAULT_MAX_EVENTS = 1000;
+
+/**
+ * {@link EventLog} in Redis Streams: one stream per SSE stream at `keys.events(sessionId, streamId)`,
+ * entry ids `<seq>-0` with one field `d`, so the sequence number is the entry id and `XRANGE` with an
+ * exclusive start reads "after". The client is the caller's: the log never closes it.
+ */
+export class RedisEventLog implements EventLog {
+  private readonly maxEvents: number;
+  private readonly ttlMs: number;
+  private readonly timeoutMs: number;
+  private readonly scripts: Record<'append' | 'lastSeq', LuaScript>;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    opts: RedisEventLogOptions,
+  ) {
+    this.maxEvents = opts.maxEvents ?? DEFAULT_MAX_EVENTS;
+    this.ttlMs = opts.ttlMs;
+    this.timeoutMs = opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    this.scripts = {
+      append: defineLuaScript(redis, 'append-events'),
+      lastSeq: defineLuaScript(redis, 'last-event-seq'),
+    };
+  }
+
+  /** {@inheritDoc EventLog.append} */
+  async append(sessionId: string, streamId: string, data: string[]): Promise<number[]> {
+    if (data.length === 0) return [];
+    const seqs = await this.scripts.append.run(
+      [this.keys.events(sessionId, streamId)],
+      [this.maxEvents, this.ttlMs, ...data],
+      this.timeoutMs,
+    );
+    return seqs as number[];
+  }
+
+  /** {@inheritDoc EventLog.readAfter} */
+  async readAfter(sessionId: string, streamId: string, afterSeq: number): Promise<StoredEvent[]> {
+    assertSeq(afterSeq);
+    const start = afterSeq === 0 ? '-' : `(${afterSeq}-0`;
+    const entries = await call(this.redis.xrange(this.keys.events(sessionId, streamId), start, '+'), this.timeoutMs);
+    return entries.map(([id, fields]) => ({ seq: Number.parseInt(id, 10), data: fieldValue(fields, 'd') }));
+  }
+
+  /** {@inheritDoc EventLog.lastSeq} */
+  async lastSeq(sessionId: string, streamId: string): Promise<number> {
+    const seq = await this.scripts.lastSeq.run([this.keys.events(sessionId, streamId)], [], this.timeoutMs);
+    return seq as number;
+  }
+
+  /** {@inheritDoc EventLog.delete} */
+  async delete(sessionId: string, streamId: string): Promise<void> {
+    await call(this.redis.del(this.keys.events(sessionId, streamId)), this.timeoutMs);
+  }
+
+  /** Nothing to release: the client belongs to the caller. Idempotent. */
+  async close(): Promise<void> {}
+}
+
+/** Sequence numbers reach Redis inside an id string: only non-negative integers make sense there. */
+function assertSeq(seq: number): void {
+  if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError(`Invalid event sequence number: ${seq}`);
+}
+
+/** A field of an XRANGE entry (`[field, value, …]`); '' when absent, which append never writes. */
+function fieldValue(fields: string[], name: string): string {
+  const i = fields.indexOf(name);
+  return i >= 0 && i % 2 === 0 ? (fields[i + 1] ?? '') : '';
+}

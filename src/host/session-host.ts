@@ -1,0 +1,269 @@
+import { LRUCache } from 'lru-cache';
+import type {
+  InitializeRequest,
+  InitializeResult,
+  JSONRPCMessage,
+  JSONRPCRequest,
+  LoggingLevel,
+  MessageExtraInfo,
+} from '@modelcontextprotocol/sdk/types.js';
+import { FleetError, storeUnavailable } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { newSessionId } from '../session-id.js';
+import type { SessionRecord, SessionStore, TransportKind } from '../store/session-store.js';
+import type { JsonValue, ServerFactory, SessionContext, SessionData } from '../types.js';
+import { FleetTransport } from '../transport/fleet-transport.js';
+import type { AnyResponse } from '../transport/jsonrpc.js';
+import type { OutgoingRequests } from '../transport/outgoing-requests.js';
+import { LiveSession, type AnyProtocol } from './live-session.js';
+
+/** What the host needs from the rest of the fleet. */
+export interface SessionHostDeps {
+  factory: ServerFactory<JsonValue>;
+  store: SessionStore;
+  instanceId: string;
+  outgoing: OutgoingRequests<FleetTransport>;
+  maxLive: number;
+  liveIdleMs: number;
+  logger: Logger;
+  dataFor(sessionId: string): SessionData<JsonValue>;
+  /** Delivers a message that belongs to no request (see {@link TransportHooks.sendStandalone}). */
+  sendStandalone(session: LiveSession, message: JSONRPCMessage): Promise<void>;
+  onError(err: Error, sessionId?: string): void;
+}
+
+const notFound = () => new FleetError('SESSION_NOT_FOUND', 'Session not found');
+
+/**
+ * The live sessions of this instance: a bounded cache (LRU plus idle eviction) of user servers
+ * connected to our transport, created on initialize or rebuilt from the store on demand
+ * ("hydration"). Evicting a session from memory never ends it: the next request hydrates it again.
+ */
+export class SessionHost {
+  private readonly live: LRUCache<string, LiveSession>;
+  private readonly hydrating = new Map<string, Promise<LiveSession>>();
+  private readonly lingering = new Set<LiveSession>();
+  private closed = false;
+
+  constructor(private readonly deps: SessionHostDeps) {
+    this.live = new LRUCache<string, LiveSession>({
+      max: deps.maxLive,
+      ttl: deps.liveIdleMs,
+      ttlAutopurge: true,
+      updateAgeOnGet: true,
+      dispose: (session, _key, reason) => {
+        if (reason === 'set') return; // replaced by a newer copy of itself: nothing to do
+        this.retire(session);
+      },
+    });
+  }
+
+  /** Number of sessions in memory here. */
+  get size(): number {
+    return this.live.size;
+  }
+
+  /** The live copy of a session on this instance, without touching the store. */
+  peek(sessionId: string): LiveSession | undefined {
+    return this.live.peek(sessionId);
+  }
+
+  /** Every live copy here (for broadcast handling and shutdown). */
+  all(): LiveSession[] {
+    return [...this.live.values()];
+  }
+
+  /**
+   * Creates a session from a client's `initialize` request: builds the user's server, lets it answer,
+   * and stores the record before the answer goes out (so any instance can serve the next request).
+   * An initialize the server rejects creates nothing.
+   */
+  async initialize(
+    principal: string,
+    transport: TransportKind,
+    request: JSONRPCRequest,
+    extra?: MessageExtraInfo,
+  ): Promise<{ session?: LiveSession; response: AnyResponse }> {
+    this.assertOpen();
+    const params = request.params as InitializeRequest['params'];
+    const record: SessionRecord = {
+      id: newSessionId(),
+      principal,
+      transport,
+      protocolVersion: params.protocolVersion,
+      initialize: params,
+      createdAt: Date.now(),
+      owner: this.deps.instanceId,
+    };
+    const session = await this.build(record);
+    const response = await session.transport.call(request, extra);
+    if ('error' in response) {
+      await session.close().catch((e: unknown) => this.deps.onError(asError(e), record.id));
+      return { response };
+    }
+    record.protocolVersion = (response.result as InitializeResult).protocolVersion;
+    try {
+      await this.deps.store.create(record);
+    } catch (err) {
+      await session.close().catch((e: unknown) => this.deps.onError(asError(e), record.id));
+      throw storeUnavailable(err);
+    }
+    this.live.set(record.id, session);
+    return { session, response };
+  }
+
+  /**
+   * The session for a request of `principal`: the live copy (one store round trip to refresh its TTL
+   * and confirm it still exists) or a fresh copy hydrated from the store. Another principal's session
+   * is reported exactly like an unknown one.
+   */
+  async acquire(sessionId: string, principal: string): Promise<LiveSession> {
+    this.assertOpen();
+    const cached = this.live.get(sessionId);
+    if (cached) {
+      if (cached.record.principal !== principal) throw notFound();
+      if (!(await this.deps.store.touch(sessionId))) {
+        this.drop(sessionId);
+        throw notFound();
+      }
+      cached.lastUsed = Date.now();
+      return cached;
+    }
+    let pending = this.hydrating.get(sessionId);
+    if (!pending) {
+      pending = this.hydrate(sessionId).finally(() => this.hydrating.delete(sessionId));
+      this.hydrating.set(sessionId, pending);
+    }
+    const session = await pending;
+    if (session.record.principal !== principal) throw notFound();
+    return session;
+  }
+
+  /** Removes the local copy (the session itself is untouched unless the store says otherwise). */
+  drop(sessionId: string): void {
+    this.live.delete(sessionId);
+  }
+
+  /** Ends a session for good: removes it from the store; the caller broadcasts the deletion. */
+  async end(sessionId: string, principal: string): Promise<void> {
+    const cached = this.live.peek(sessionId);
+    const record = cached?.record ?? (await this.deps.store.load(sessionId));
+    if (!record || record.principal !== principal) throw notFound();
+    if (!(await this.deps.store.delete(sessionId))) throw notFound();
+    this.drop(sessionId);
+  }
+
+  /** Replays a logging level set on another instance into the local copy. */
+  async applyLogLevel(sessionId: string, level: LoggingLevel): Promise<void> {
+    const session = this.live.peek(sessionId);
+    if (!session) return;
+    session.record = { ...session.record, logLevel: level };
+    await session.transport.call({ jsonrpc: '2.0', method: 'logging/setLevel', params: { level } });
+  }
+
+  /** Closes every local copy (sessions live on in the store). */
+  async close(): Promise<void> {
+    this.closed = true;
+    const sessions = [...this.live.values(), ...this.lingering];
+    this.live.clear();
+    this.lingering.clear();
+    await Promise.allSettled(sessions.map((s) => s.close()));
+  }
+
+  private async hydrate(sessionId: string): Promise<LiveSession> {
+    const record = await this.deps.store.load(sessionId);
+    if (!record) throw notFound();
+    const session = await this.build(record);
+    // Replay the client's handshake with synthetic ids (responses swallowed): the SDK Server learns the
+    // client's capabilities, info and protocol version only inside its initialize handler.
+    const init = await session.transport.call({
+      jsonrpc: '2.0',
+      method: 'initialize',
+      params: record.initialize,
+    });
+    if ('error' in init) {
+      await session.close();
+      throw new FleetError(
+        'INTERNAL',
+        `server factory rejected the stored initialize: ${init.error.message}`,
+      );
+    }
+    session.transport.receive({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    if (record.logLevel) {
+      await session.transport.call({
+        jsonrpc: '2.0',
+        method: 'logging/setLevel',
+        params: { level: record.logLevel },
+      });
+    }
+    if (this.closed) {
+      await session.close();
+      throw new FleetError('SHUTTING_DOWN', 'Server is shutting down');
+    }
+    this.live.set(sessionId, session);
+    return session;
+  }
+
+  private async build(record: SessionRecord): Promise<LiveSession> {
+    const deps = this.deps;
+    // The transport is built before the session object that owns it; the hook reads it at send time.
+    const ref: { session?: LiveSession } = {};
+    const transport = new FleetTransport(record.id, {
+      outgoing: deps.outgoing,
+      sendStandalone: (message) => {
+        if (!ref.session) return Promise.reject(new Error('session not ready'));
+        return deps.sendStandalone(ref.session, message);
+      },
+      onError: (err) => deps.onError(err, record.id),
+    });
+    const ctx: SessionContext<JsonValue> = {
+      sessionId: record.id,
+      principal: record.principal,
+      instanceId: deps.instanceId,
+      transport: record.transport,
+      data: deps.dataFor(record.id),
+    };
+    const server = await deps.factory(ctx);
+    const protocol = toProtocol(server);
+    const userOnError = protocol.onerror;
+    protocol.onerror = (err) => {
+      deps.onError(err, record.id);
+      userOnError?.(err);
+    };
+    await protocol.connect(transport);
+    ref.session = new LiveSession(record, protocol, transport);
+    return ref.session;
+  }
+
+  /** Closes an evicted copy once it has nothing in flight (a running handler keeps its copy alive). */
+  private retire(session: LiveSession): void {
+    if (session.transport.inFlight === 0) {
+      void session.close().catch((e: unknown) => this.deps.onError(asError(e), session.id));
+      return;
+    }
+    this.lingering.add(session);
+    const timer = setInterval(() => {
+      if (session.transport.inFlight > 0 && !this.closed) return;
+      clearInterval(timer);
+      this.lingering.delete(session);
+      void session.close().catch((e: unknown) => this.deps.onError(asError(e), session.id));
+    }, 1000);
+    timer.unref();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new FleetError('SHUTTING_DOWN', 'Server is shutting down');
+  }
+}
+
+/** The SDK protocol of an `McpServer` (its `.server`) or of a `Server`. */
+function toProtocol(server: unknown): AnyProtocol {
+  const s = server as { server?: unknown; connect?: unknown; registerTool?: unknown };
+  if (typeof s.registerTool === 'function' && s.server) return s.server as AnyProtocol;
+  if (typeof s.connect === 'function') return server as AnyProtocol;
+  throw new TypeError('server factory must return an SDK McpServer or Server');
+}
+
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}

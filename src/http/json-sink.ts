@@ -1,0 +1,53 @@
+import type { ServerResponse } from 'node:http';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { StreamSink } from '../transport/outbound-stream.js';
+import { isResponse } from '../transport/jsonrpc.js';
+import { SseSink } from './sse-sink.js';
+
+/**
+ * Answers a POST with one JSON body (the `jsonResponse` option). A handler that sends anything but
+ * its response first (progress, logging, an elicitation) upgrades the answer to an SSE stream, since
+ * a JSON body cannot carry it (the stock SDK transport drops such messages; an elicitation would hang).
+ */
+export class JsonSink implements StreamSink {
+  private readonly collected: JSONRPCMessage[] = [];
+  private sse: SseSink | undefined;
+  private done = false;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly headers: Record<string, string>,
+    private readonly keepAliveMs: number,
+    private readonly batch: boolean,
+  ) {
+    res.once('close', () => {
+      this.done = true;
+    });
+  }
+
+  get closed(): boolean {
+    return this.sse ? this.sse.closed : this.done || this.res.destroyed;
+  }
+
+  write(message: JSONRPCMessage, eventId: string | undefined, seq: number): void {
+    if (this.sse) return this.sse.write(message, eventId);
+    if (isResponse(message)) {
+      this.collected.push(message);
+      return;
+    }
+    this.sse = new SseSink(this.res, { headers: this.headers, keepAliveMs: this.keepAliveMs });
+    for (const m of this.collected) this.sse.write(m, undefined);
+    this.collected.length = 0;
+    this.sse.write(message, eventId);
+    void seq;
+  }
+
+  end(): void {
+    if (this.sse) return this.sse.end();
+    if (this.closed) return;
+    this.done = true;
+    const body = this.batch ? this.collected : this.collected[0];
+    this.res.writeHead(200, { 'content-type': 'application/json', ...this.headers });
+    this.res.end(JSON.stringify(body));
+  }
+}

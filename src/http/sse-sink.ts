@@ -1,0 +1,109 @@
+import type { ServerResponse } from 'node:http';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { StreamSink } from '../transport/outbound-stream.js';
+
+/** Options of an SSE connection. */
+export interface SseOptions {
+  /** Extra response headers (e.g. `mcp-session-id`). */
+  headers?: Record<string, string>;
+  /** Priming event id (sent first with an empty `data`), for resumable streams. */
+  primingEventId?: string;
+  /** `retry` field sent with the priming event. */
+  retryMs?: number;
+  /** Interval of keep-alive comments. */
+  keepAliveMs: number;
+  /** Send the head only when {@link SseSink.open} is called. */
+  deferHead?: boolean;
+  /** Called once when the connection closes for any reason. */
+  onClose?: () => void;
+}
+
+/** Writes SSE events to one HTTP response. */
+export class SseSink implements StreamSink {
+  private timer: NodeJS.Timeout | undefined;
+  private done = false;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly opts: SseOptions,
+  ) {
+    res.once('close', () => {
+      this.finish();
+      opts.onClose?.();
+    });
+    if (!opts.deferHead) this.open(opts.primingEventId);
+  }
+
+  /** Whether the response head was sent. */
+  get opened(): boolean {
+    return this.res.headersSent;
+  }
+
+  /** Sends the head (and a priming event) — deferred when a check may still answer with an error. */
+  open(primingEventId?: string): void {
+    const { res, opts } = this;
+    if (res.headersSent || this.closed) return;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+      ...opts.headers,
+    });
+    res.flushHeaders();
+    if (primingEventId !== undefined) {
+      const retry = opts.retryMs !== undefined ? `retry: ${opts.retryMs}\n` : '';
+      res.write(`id: ${primingEventId}\n${retry}data: \n\n`);
+    }
+    this.timer = setInterval(() => {
+      if (!this.closed) res.write(': keep-alive\n\n');
+    }, opts.keepAliveMs);
+    this.timer.unref();
+  }
+
+  /** Runs `fn` once when the connection closes (at once if it already has). */
+  onceClosed(fn: () => void): void {
+    if (this.closed) fn();
+    else this.res.once('close', fn);
+  }
+
+  get closed(): boolean {
+    return this.done || this.res.destroyed || this.res.writableEnded;
+  }
+
+  write(message: JSONRPCMessage, eventId: string | undefined): void {
+    if (this.closed) return;
+    if (!this.res.headersSent) this.open();
+    const id = eventId !== undefined ? `id: ${eventId}\n` : '';
+    this.res.write(`event: message\n${id}data: ${JSON.stringify(message)}\n\n`);
+  }
+
+  /** Sends raw SSE text (the legacy `endpoint` event). */
+  raw(text: string): void {
+    if (!this.closed) this.res.write(text);
+  }
+
+  end(): void {
+    if (this.closed) return;
+    if (!this.res.headersSent) this.open();
+    this.finish();
+    this.res.end();
+  }
+
+  /**
+   * Closes the connection without ending the stream, after a `retry` hint, so the client resumes
+   * (SSE polling, draining an instance).
+   */
+  disconnect(retryMs?: number): void {
+    if (this.closed) return;
+    if (retryMs !== undefined) this.res.write(`retry: ${retryMs}\n\n`);
+    this.finish();
+    this.res.end();
+  }
+
+  private finish(): void {
+    this.done = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}

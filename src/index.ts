@@ -1,0 +1,17 @@
+// The public surface of mcp-fleet: every export is listed by name (adding one is an API decision).
+export { createFleet } from './fleet.js';
+export { FleetError, UnauthorizedError, ERROR_TABLE } from './errors.js';
+export type { FleetErrorCode } from './errors.js';
+export type {
+  Fleet,
+  FleetHandler,
+  FleetHealth,
+  FleetOptions,
+  JsonValue,
+  Principal,
+  ServerFactory,
+  SessionContext,
+  SessionData,
+  SessionDataSnapshot,
+} from './types.js';
+export type { Logger } from './logger.js';

@@ -1,0 +1,81 @@
+import { hostname } from 'node:os';
+import { silentLogger, type Logger } from './logger.js';
+import type { FleetOptions, JsonValue } from './types.js';
+
+/** {@link FleetOptions} with every default applied. */
+export interface ResolvedOptions {
+  instanceId: string;
+  keyPrefix: string;
+  path: string;
+  ssePath: string;
+  messagesPath: string;
+  sessionTtlMs: number;
+  maxSessionLifetimeMs: number;
+  maxBodyBytes: number;
+  maxSessionDataBytes: number;
+  maxLiveSessions: number;
+  liveSessionIdleMs: number;
+  jsonResponse: boolean;
+  resumable: boolean;
+  maxEventsPerStream: number;
+  sseRetryMs: number;
+  keepAliveMs: number;
+  redisCommandTimeoutMs: number;
+  legacyPostTimeoutMs: number;
+  streamHeartbeatMs: number;
+  allowedHosts: string[];
+  allowedOrigins: string[];
+  logger: Logger;
+}
+
+/** Applies defaults and rejects nonsense early (a misconfiguration fails at start, not at the first request). */
+export function resolveOptions<T extends JsonValue>(o: FleetOptions<T>): ResolvedOptions {
+  if (typeof o.server !== 'function') throw new TypeError('createFleet: `server` must be a factory function');
+  const r: ResolvedOptions = {
+    instanceId: o.instanceId ?? `${hostname()}-${process.pid}`,
+    keyPrefix: o.keyPrefix ?? 'mcp:',
+    path: o.path ?? '/mcp',
+    ssePath: o.ssePath ?? '/sse',
+    messagesPath: o.messagesPath ?? '/messages',
+    sessionTtlMs: o.sessionTtlMs ?? 3_600_000,
+    maxSessionLifetimeMs: o.maxSessionLifetimeMs ?? 86_400_000,
+    maxBodyBytes: o.maxBodyBytes ?? 4 * 1024 * 1024,
+    maxSessionDataBytes: o.maxSessionDataBytes ?? 65_536,
+    maxLiveSessions: o.maxLiveSessions ?? 1000,
+    liveSessionIdleMs: o.liveSessionIdleMs ?? 600_000,
+    jsonResponse: o.jsonResponse ?? false,
+    resumable: o.resumable ?? true,
+    maxEventsPerStream: o.maxEventsPerStream ?? 1000,
+    sseRetryMs: o.sseRetryMs ?? 1000,
+    keepAliveMs: o.keepAliveMs ?? 15_000,
+    redisCommandTimeoutMs: o.redisCommandTimeoutMs ?? 2000,
+    legacyPostTimeoutMs: o.legacyPostTimeoutMs ?? 5000,
+    streamHeartbeatMs: o.streamHeartbeatMs ?? 10_000,
+    allowedHosts: o.allowedHosts ?? [],
+    allowedOrigins: o.allowedOrigins ?? [],
+    logger: o.logger ?? silentLogger,
+  };
+  for (const k of [
+    'sessionTtlMs',
+    'maxSessionLifetimeMs',
+    'maxBodyBytes',
+    'maxSessionDataBytes',
+    'maxLiveSessions',
+    'liveSessionIdleMs',
+    'maxEventsPerStream',
+    'keepAliveMs',
+    'redisCommandTimeoutMs',
+    'legacyPostTimeoutMs',
+    'streamHeartbeatMs',
+  ] as const) {
+    if (!Number.isFinite(r[k]) || r[k] <= 0)
+      throw new RangeError(`createFleet: \`${k}\` must be a positive number`);
+  }
+  if (!/^[\x21-\x7e]{1,100}$/.test(r.instanceId) || r.instanceId.includes('@')) {
+    throw new RangeError('createFleet: `instanceId` must be 1-100 visible ASCII characters without "@"');
+  }
+  for (const p of [r.path, r.ssePath, r.messagesPath]) {
+    if (!p.startsWith('/')) throw new RangeError(`createFleet: path ${p} must start with "/"`);
+  }
+  return r;
+}

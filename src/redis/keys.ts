@@ -1,0 +1,48 @@
+/**
+ * Every Redis key and channel name mcp-fleet uses. These strings are an on-disk format: change them
+ * only with a migration. All keys of one session share the Cluster hash tag `{<sessionId>}`, so the
+ * Lua scripts that touch several of them run on one slot.
+ */
+export class RedisKeys {
+  constructor(readonly prefix: string) {}
+
+  /** Hash: the session record. Expires: sliding idle TTL, capped by the absolute lifetime. */
+  session(sessionId: string): string {
+    return `${this.prefix}{${sessionId}}:session`;
+  }
+
+  /** Hash `{json, v}`: the session's application data. Expires: with the session key. */
+  data(sessionId: string): string {
+    return `${this.prefix}{${sessionId}}:data`;
+  }
+
+  /** Stream: one SSE stream's event log, entry ids `<seq>-0`. Expires: with the session; capped by MAXLEN. */
+  events(sessionId: string, streamId: string): string {
+    return `${this.prefix}{${sessionId}}:events:${streamId}`;
+  }
+
+  /** String: the instance holding the live connection of a stream. Expires: heartbeat TTL. */
+  holder(sessionId: string, streamId: string): string {
+    return `${this.prefix}{${sessionId}}:holder:${streamId}`;
+  }
+
+  /** Sorted set of live session ids, score = expiry time (ms). Pruned on count; expires when idle. */
+  sessionIndex(): string {
+    return `${this.prefix}sessions`;
+  }
+
+  /** Sorted set of open transport streams `<sessionId> <streamId>`, score = heartbeat expiry (ms). */
+  streamIndex(): string {
+    return `${this.prefix}streams`;
+  }
+
+  /** Pub/sub channel of one instance. */
+  instanceChannel(instanceId: string): string {
+    return `${this.prefix}instance:${instanceId}`;
+  }
+
+  /** Pub/sub channel every instance listens to. */
+  broadcastChannel(): string {
+    return `${this.prefix}broadcast`;
+  }
+}

@@ -1,0 +1,34 @@
+-- Writes a session's application data, optionally compare-and-set on its version, and refreshes the
+-- session's sliding TTL. The data hash gets the session hash's PTTL, so it expires with the session.
+--
+-- KEYS[1]  session hash   (RedisKeys.session)
+-- KEYS[2]  data hash      (RedisKeys.data), fields json and v
+-- ARGV[1]  now, ms since the epoch
+-- ARGV[2]  idleMs
+-- ARGV[3]  maxLifetimeMs
+-- ARGV[4]  '1' to write ARGV[5], '0' to clear the document (the version still moves on)
+-- ARGV[5]  the serialized document
+-- ARGV[6]  expected version, or '' to write unconditionally
+--
+-- Returns {ttl, version}: version is the new version, -1 on a version conflict (nothing written),
+-- -2 when the session is gone (ttl is then -1).
+
+-- @include session-lifetime
+
+local ttl = refreshSession(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
+if ttl < 0 then
+  return {-1, -2}
+end
+local version = tonumber(redis.call('HGET', KEYS[2], 'v') or '0')
+if ARGV[6] ~= '' and tonumber(ARGV[6]) ~= version then
+  return {ttl, -1}
+end
+version = version + 1
+if ARGV[4] == '1' then
+  redis.call('HSET', KEYS[2], 'json', ARGV[5], 'v', version)
+else
+  redis.call('HDEL', KEYS[2], 'json')
+  redis.call('HSET', KEYS[2], 'v', version)
+end
+redis.call('PEXPIRE', KEYS[2], redis.call('PTTL', KEYS[1]))
+return {ttl, version}

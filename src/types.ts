@@ -1,0 +1,169 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Redis } from 'ioredis';
+import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import type { Logger } from './logger.js';
+
+/** A JSON value, as stored in a session's application data. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/**
+ * Who made a request, as returned by {@link FleetOptions.authenticate}. Every session is bound to the
+ * principal that initialized it; a request from another principal sees the session as not found.
+ */
+export interface Principal {
+  /** Stable identifier of the caller (e.g. a JWT `sub`). Sessions are bound to it. */
+  id: string;
+  /** Passed to SDK handlers as `extra.authInfo`. */
+  authInfo?: AuthInfo;
+}
+
+/** A versioned snapshot of a session's application data. */
+export interface SessionDataSnapshot<T> {
+  value: T | undefined;
+  /** Increases by one on every write; 0 when nothing was ever written. */
+  version: number;
+}
+
+/**
+ * A session's application data: one small JSON document per session, visible from every instance
+ * and expiring with the session (the original design's `SessionData.data`).
+ */
+export interface SessionData<T extends JsonValue = JsonValue> {
+  /** The current document, or `undefined` when nothing was written yet. */
+  get(): Promise<T | undefined>;
+  /** The current document and its version. */
+  snapshot(): Promise<SessionDataSnapshot<T>>;
+  /** Replaces the document unconditionally. Resolves to the new version. */
+  set(value: T): Promise<number>;
+  /**
+   * Read-modify-write with optimistic concurrency: `fn` gets the current document and returns the
+   * next one; when another instance wrote in between, `fn` runs again on the fresh value. Resolves to
+   * the value that was written. Throws `FleetError('DATA_CONFLICT')` after `maxAttempts` (default 32).
+   */
+  update(fn: (current: T | undefined) => T | Promise<T>, options?: { maxAttempts?: number }): Promise<T>;
+  /** Removes the document (the session itself lives on). */
+  clear(): Promise<void>;
+}
+
+/** What the server factory gets for each session it builds. */
+export interface SessionContext<T extends JsonValue = JsonValue> {
+  /** The session id (`Mcp-Session-Id` or the legacy `sessionId`). */
+  readonly sessionId: string;
+  /** The principal the session is bound to (`anonymous` when no `authenticate` hook is set). */
+  readonly principal: string;
+  /** The instance building this copy of the session. */
+  readonly instanceId: string;
+  /** Which transport the session uses. */
+  readonly transport: 'streamable-http' | 'sse';
+  /** The session's application data, shared by all instances. */
+  readonly data: SessionData<T>;
+}
+
+/** A new, unmodified SDK server per session. */
+export type ServerFactory<T extends JsonValue = JsonValue> = (
+  ctx: SessionContext<T>,
+) => McpServer | Server | Promise<McpServer | Server>;
+
+/** Node request handler, usable with `http.createServer` and as Express/Connect middleware. */
+export type FleetHandler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  next?: (err?: unknown) => void,
+) => void;
+
+/** Options of {@link createFleet}. */
+export interface FleetOptions<T extends JsonValue = JsonValue> {
+  /** Builds the user's MCP server for a session (called on initialize and when an instance hydrates it). */
+  server: ServerFactory<T>;
+  /**
+   * Redis URL (`redis://…`, `rediss://…`) or an ioredis client (it is duplicated for subscriptions;
+   * mcp-fleet never closes a client it did not open). Omitted: in-memory parts, one instance only.
+   * @default undefined
+   */
+  redis?: string | Redis;
+  /** Prefix of every Redis key and channel. @default 'mcp:' */
+  keyPrefix?: string;
+  /** Name of this instance in logs and records. @default `${hostname}-${pid}` */
+  instanceId?: string;
+  /** Path of the Streamable HTTP endpoint. @default '/mcp' */
+  path?: string;
+  /** Path of the legacy HTTP+SSE stream endpoint. @default '/sse' */
+  ssePath?: string;
+  /** Path of the legacy HTTP+SSE message endpoint. @default '/messages' */
+  messagesPath?: string;
+  /**
+   * Resolves the caller. Throw (or reject) to answer 401; throw an `UnauthorizedError` to set the
+   * `WWW-Authenticate` header. Omitted: every caller is `anonymous`.
+   * @default undefined
+   */
+  authenticate?: (req: IncomingMessage) => Principal | string | Promise<Principal | string>;
+  /** Sliding idle time-to-live of a session. @default 3_600_000 (1 hour) */
+  sessionTtlMs?: number;
+  /** Absolute maximum lifetime of a session, however active. @default 86_400_000 (24 hours) */
+  maxSessionLifetimeMs?: number;
+  /** Largest accepted request body in bytes; larger → 413. @default 4_194_304 (4 MiB) */
+  maxBodyBytes?: number;
+  /** Largest application data document per session in bytes (serialized). @default 65_536 */
+  maxSessionDataBytes?: number;
+  /** Most live sessions this instance keeps in memory (LRU beyond). @default 1000 */
+  maxLiveSessions?: number;
+  /** A live session unused this long is evicted from memory (not ended). @default 600_000 (10 min) */
+  liveSessionIdleMs?: number;
+  /** Answer requests with a single JSON body instead of an SSE stream when possible. @default false */
+  jsonResponse?: boolean;
+  /** Keep a capped, resumable event log for every SSE stream. @default true */
+  resumable?: boolean;
+  /** Events kept per stream in the event log (approximate cap). @default 1000 */
+  maxEventsPerStream?: number;
+  /** `retry` field (ms) sent with the priming event of each SSE stream. @default 1000 */
+  sseRetryMs?: number;
+  /** Interval of SSE keep-alive comments on idle streams. @default 15_000 */
+  keepAliveMs?: number;
+  /** A Redis command that takes longer than this fails the request with 503. @default 2_000 */
+  redisCommandTimeoutMs?: number;
+  /**
+   * Legacy HTTP+SSE: how long a `POST /messages` waits for the instance holding the stream to accept
+   * the message before answering 404 (owner gone). @default 5000
+   */
+  legacyPostTimeoutMs?: number;
+  /** How often an instance renews the records of the streams it holds (they expire after 3×). @default 10_000 */
+  streamHeartbeatMs?: number;
+  /** Allowed `Host` header values (DNS-rebinding protection); empty → not checked. @default [] */
+  allowedHosts?: string[];
+  /** Allowed `Origin` header values; empty → not checked. A present, unlisted Origin → 403. @default [] */
+  allowedOrigins?: string[];
+  /** pino-compatible logger. @default a silent logger */
+  logger?: Logger;
+}
+
+/** Health of this instance's view of the fleet. */
+export interface FleetHealth {
+  /** `ok` when the session store answered, else `error`. */
+  store: 'ok' | 'error';
+  /** Live (not expired) sessions in the store, counted without `KEYS`; `null` when unreachable. */
+  sessions: number | null;
+  /** Open transport streams across the fleet; `null` when unreachable. */
+  transportSessions: number | null;
+  /** Sessions currently held in this instance's memory. */
+  liveSessions: number;
+  /** `true` once `close()` was called. */
+  closing: boolean;
+}
+
+/** What {@link createFleet} returns. */
+export interface Fleet<T extends JsonValue = JsonValue> {
+  /** Serves `POST`/`GET`/`DELETE` on the MCP path and the legacy SSE paths; `next()` or 404 for others. */
+  readonly handler: FleetHandler;
+  /** This instance's id. */
+  readonly instanceId: string;
+  /** Application data of any session, for code outside a handler (e.g. an admin endpoint). */
+  sessionData(sessionId: string): SessionData<T>;
+  /** Store reachability and session counts (no `KEYS`). */
+  health(): Promise<FleetHealth>;
+  /** `true` when the store is reachable and the fleet is not closing (for a readiness probe). */
+  ready(): Promise<boolean>;
+  /** Ends every open stream on this instance (clients resume elsewhere) and closes connections it opened. Idempotent. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,425 @@
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Redis } from 'ioredis';
+import { FleetError } from '../../src/errors.js';
+import { RedisKeys } from '../../src/redis/keys.js';
+import { MemorySessionStore } from '../../src/store/memory-session-store.js';
+import { RedisSessionStore } from '../../src/store/redis-session-store.js';
+import type { SessionRecord, SessionStore, TtlPolicy } from '../../src/store/session-store.js';
+import { TestRedis } from '../helpers/redis-server.js';
+
+/** Two handles on one store: for Redis two stores on two separate connections, for memory the same one. */
+interface Stores {
+  a: SessionStore;
+  b: SessionStore;
+}
+type MakeStores = (ttl: TtlPolicy) => Stores;
+
+const LONG: TtlPolicy = { idleMs: 60_000, maxLifetimeMs: 600_000 };
+
+function newId(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+function record(overrides: Partial<SessionRecord> = {}): SessionRecord {
+  return {
+    id: newId(),
+    principal: 'alice',
+    transport: 'streamable-http',
+    protocolVersion: '2025-06-18',
+    initialize: {
+      protocolVersion: '2025-06-18',
+      capabilities: { sampling: {}, elicitation: {} },
+      clientInfo: { name: 'test-client', version: '1.0.0' },
+    },
+    createdAt: Date.now(),
+    owner: 'instance-1',
+    ...overrides,
+  };
+}
+
+function isFleetError(code: string) {
+  return (err: unknown) => err instanceof FleetError && err.code === code;
+}
+
+/** Increments `{n}` in the session's data through compare-and-set, retrying on conflicts. */
+async function casIncrement(store: SessionStore, id: string): Promise<number> {
+  for (let attempts = 1; ; attempts++) {
+    const snap = await store.getData(id);
+    assert.ok(snap, 'session is alive');
+    const n = snap.json === undefined ? 0 : (JSON.parse(snap.json) as { n: number }).n;
+    const result = await store.setData(id, JSON.stringify({ n: n + 1 }), snap.version);
+    if (typeof result === 'number') return attempts;
+    assert.equal(result, 'conflict');
+  }
+}
+
+/** The SessionStore contract; `make` is called inside tests, after the suite's `before` hooks. */
+function contract(make: MakeStores): void {
+  const opened: SessionStore[] = [];
+  const open = (ttl: TtlPolicy): Stores => {
+    const stores = make(ttl);
+    opened.push(stores.a, stores.b);
+    return stores;
+  };
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((s) => s.close()));
+  });
+
+  it('creates and loads a record, with optional fields', async () => {
+    const { a, b } = open(LONG);
+    const r = record({ logLevel: 'debug', subscriptions: ['file:///a', 'file:///b'], transport: 'sse' });
+    await a.create(r);
+    assert.deepEqual(await b.load(r.id), r);
+    const plain = record();
+    await a.create(plain);
+    assert.deepEqual(await b.load(plain.id), plain);
+  });
+
+  it('returns undefined / false for an unknown session', async () => {
+    const { a } = open(LONG);
+    const id = newId();
+    assert.equal(await a.load(id), undefined);
+    assert.equal(await a.touch(id), false);
+    assert.equal(await a.update(id, { owner: 'x' }), false);
+    assert.equal(await a.delete(id), false);
+    assert.equal(await a.getData(id), undefined);
+    assert.equal(await a.setData(id, '{}'), 'gone');
+    // update of a gone session must not leave a partial record behind
+    assert.equal(await a.load(id), undefined);
+  });
+
+  it('rejects a second create of the same id with SESSION_EXISTS', async () => {
+    const { a, b } = open(LONG);
+    const r = record();
+    await a.create(r);
+    await assert.rejects(b.create(record({ id: r.id, principal: 'mallory' })), isFleetError('SESSION_EXISTS'));
+    assert.equal((await a.load(r.id))?.principal, 'alice');
+    assert.equal(await a.count(), 1);
+  });
+
+  it('hands out copies, never its own objects', async () => {
+    const { a } = open(LONG);
+    const r = record({ subscriptions: ['x'] });
+    await a.create(r);
+    r.subscriptions!.push('mutated');
+    const loaded = await a.load(r.id);
+    assert.deepEqual(loaded?.subscriptions, ['x']);
+    loaded!.owner = 'mutated';
+    assert.equal((await a.load(r.id))?.owner, 'instance-1');
+  });
+
+  it('updates mutable fields and clears them with undefined', async () => {
+    const { a, b } = open(LONG);
+    const r = record();
+    await a.create(r);
+    assert.equal(await a.update(r.id, { logLevel: 'warning', subscriptions: ['s://1'], owner: 'instance-2' }), true);
+    assert.deepEqual(await b.load(r.id), { ...r, logLevel: 'warning', subscriptions: ['s://1'], owner: 'instance-2' });
+    assert.equal(await b.update(r.id, { logLevel: undefined, subscriptions: undefined }), true);
+    assert.deepEqual(await a.load(r.id), { ...r, owner: 'instance-2' });
+    assert.equal(await a.update(r.id, {}), true);
+  });
+
+  it('slides the idle TTL on load, touch, update, getData and setData', async () => {
+    const { a } = open({ idleMs: 400, maxLifetimeMs: 60_000 });
+    const r = record();
+    await a.create(r);
+    const refreshers = [
+      () => a.touch(r.id),
+      () => a.load(r.id),
+      () => a.update(r.id, { owner: 'i2' }),
+      () => a.getData(r.id),
+      () => a.setData(r.id, '1'),
+    ];
+    // 5 × 200 ms = 1 s, well past the 400 ms idle TTL: only the refreshes keep it alive.
+    for (const refresh of refreshers) {
+      await sleep(200);
+      assert.notEqual(await refresh(), undefined);
+      assert.equal(await a.touch(r.id), true);
+    }
+    await sleep(650);
+    assert.equal(await a.touch(r.id), false);
+    assert.equal(await a.load(r.id), undefined);
+  });
+
+  it('ends a session at its maximum lifetime however often it is touched', async () => {
+    const { a } = open({ idleMs: 400, maxLifetimeMs: 1000 });
+    const r = record();
+    await a.create(r);
+    const seen: Array<{ at: number; alive: boolean }> = [];
+    while (Date.now() - r.createdAt < 1400) {
+      const at = Date.now() - r.createdAt;
+      seen.push({ at, alive: await a.touch(r.id) });
+      await sleep(100);
+    }
+    for (const s of seen) {
+      if (s.at < 850) assert.equal(s.alive, true, `alive at ${s.at} ms`);
+      if (s.at >= 1050) assert.equal(s.alive, false, `gone at ${s.at} ms`);
+    }
+    assert.equal(await a.load(r.id), undefined);
+  });
+
+  it('counts lifetime from createdAt, so an old record dies early', async () => {
+    const { a } = open({ idleMs: 5000, maxLifetimeMs: 1000 });
+    const old = record({ createdAt: Date.now() - 800 });
+    await a.create(old);
+    assert.equal(await a.touch(old.id), true);
+    assert.equal(await a.count(), 1);
+    await sleep(350);
+    assert.equal(await a.touch(old.id), false);
+    assert.equal(await a.count(), 0);
+    // Already past its lifetime at creation: never becomes visible.
+    const dead = record({ createdAt: Date.now() - 2000 });
+    await a.create(dead);
+    assert.equal(await a.load(dead.id), undefined);
+    assert.equal(await a.count(), 0);
+  });
+
+  it('deletes a session and everything it stored', async () => {
+    const { a, b } = open(LONG);
+    const r = record();
+    await a.create(r);
+    assert.equal(await a.setData(r.id, '{"x":1}'), 1);
+    assert.equal(await a.count(), 1);
+    assert.equal(await b.delete(r.id), true);
+    assert.equal(await b.delete(r.id), false);
+    assert.equal(await a.load(r.id), undefined);
+    assert.equal(await a.getData(r.id), undefined);
+    assert.equal(await a.setData(r.id, '{}'), 'gone');
+    assert.equal(await a.count(), 0);
+  });
+
+  it('counts live sessions, dropping expired and deleted ones', async () => {
+    const { a, b } = open({ idleMs: 300, maxLifetimeMs: 60_000 });
+    assert.equal(await a.count(), 0);
+    const keep = record();
+    const drop = record();
+    const idle = record();
+    for (const r of [keep, drop, idle]) await a.create(r);
+    assert.equal(await b.count(), 3);
+    await b.delete(drop.id);
+    assert.equal(await a.count(), 2);
+    await sleep(200);
+    await a.touch(keep.id);
+    await sleep(200);
+    assert.equal(await a.count(), 1);
+    assert.equal(await a.touch(idle.id), false);
+    assert.equal(await a.count(), 1);
+  });
+
+  it('versions application data and rejects stale compare-and-set', async () => {
+    const { a, b } = open(LONG);
+    const r = record();
+    await a.create(r);
+    assert.deepEqual(await a.getData(r.id), { json: undefined, version: 0 });
+    assert.equal(await a.setData(r.id, '{"n":1}', 0), 1);
+    assert.deepEqual(await b.getData(r.id), { json: '{"n":1}', version: 1 });
+    assert.equal(await b.setData(r.id, '{"n":2}', 1), 2);
+    assert.equal(await a.setData(r.id, '{"n":3}', 1), 'conflict');
+    assert.equal(await a.setData(r.id, '{"n":3}', 0), 'conflict');
+    assert.deepEqual(await a.getData(r.id), { json: '{"n":2}', version: 2 });
+    assert.equal(await a.setData(r.id, '{"n":4}'), 3, 'unconditional write');
+    assert.equal(await a.setData(r.id, undefined, 3), 4, 'clearing moves the version on');
+    assert.deepEqual(await b.getData(r.id), { json: undefined, version: 4 });
+    assert.equal(await b.setData(r.id, '', 4), 5, 'an empty string is a value, not a clear');
+    assert.deepEqual(await b.getData(r.id), { json: '', version: 5 });
+  });
+
+  it('expires application data with its session', async () => {
+    const { a } = open({ idleMs: 300, maxLifetimeMs: 60_000 });
+    const r = record();
+    await a.create(r);
+    assert.equal(await a.setData(r.id, '{"big":true}'), 1);
+    await sleep(450);
+    assert.equal(await a.getData(r.id), undefined);
+    assert.equal(await a.setData(r.id, '{}'), 'gone');
+  });
+
+  it('ends at exactly 100 after 100 concurrent CAS increments from two clients', async () => {
+    const { a, b } = open(LONG);
+    const r = record();
+    await a.create(r);
+    const attempts = await Promise.all(Array.from({ length: 100 }, (_, i) => casIncrement(i % 2 ? a : b, r.id)));
+    const snap = await a.getData(r.id);
+    assert.deepEqual(snap, { json: '{"n":100}', version: 100 });
+    assert.ok(
+      attempts.some((n) => n > 1),
+      'the increments really raced',
+    );
+  });
+
+  it('answers ping and closes idempotently', async () => {
+    const { a } = open(LONG);
+    await a.ping();
+    await a.close();
+    await a.close();
+  });
+}
+
+describe('MemorySessionStore', () => {
+  contract((ttl) => {
+    const store = new MemorySessionStore(ttl);
+    return { a: store, b: store };
+  });
+
+  it('expires on an injected clock', async () => {
+    let now = 1_000_000;
+    const store = new MemorySessionStore({ idleMs: 100, maxLifetimeMs: 250 }, { now: () => now });
+    try {
+      const r = record({ createdAt: now });
+      await store.create(r);
+      now += 90;
+      assert.equal(await store.touch(r.id), true);
+      now += 90;
+      assert.equal(await store.touch(r.id), true);
+      now += 69; // 249 ms: capped by the lifetime, not the idle TTL
+      assert.equal(await store.touch(r.id), true);
+      now += 1;
+      assert.equal(await store.touch(r.id), false);
+      assert.equal(await store.count(), 0);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('RedisSessionStore', () => {
+  let server: TestRedis;
+  let c1: Redis;
+  let c2: Redis;
+  let keys: RedisKeys;
+
+  before(async () => {
+    server = await TestRedis.start();
+    c1 = server.client();
+    c2 = server.client();
+  });
+  after(async () => {
+    c1.disconnect();
+    c2.disconnect();
+    await server.stop();
+  });
+  // A fresh prefix per test instead of FLUSHDB; the stores read `keys` when a test opens them.
+  beforeEach(() => {
+    keys = new RedisKeys(TestRedis.prefix());
+  });
+
+  contract((ttl) => ({ a: new RedisSessionStore(c1, keys, ttl), b: new RedisSessionStore(c2, keys, ttl) }));
+
+  it('gives every key it writes a TTL', async () => {
+    const ttl = { idleMs: 60_000, maxLifetimeMs: 600_000 };
+    const store = new RedisSessionStore(c1, keys, ttl);
+    const rs = [record(), record({ logLevel: 'info' }), record()];
+    for (const r of rs) await store.create(r);
+    await store.setData(rs[0]!.id, '{"a":1}');
+    await store.setData(rs[1]!.id, undefined);
+    await store.update(rs[1]!.id, { subscriptions: ['x'] });
+    await store.load(rs[2]!.id);
+    await store.count();
+
+    const found: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await c1.scan(cursor, 'MATCH', `${keys.prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      found.push(...batch);
+    } while (cursor !== '0');
+    assert.deepEqual(
+      new Set(found),
+      new Set([
+        ...rs.map((r) => keys.session(r.id)),
+        keys.data(rs[0]!.id),
+        keys.data(rs[1]!.id),
+        keys.sessionIndex(),
+      ]),
+    );
+    for (const key of found) {
+      const pttl = await c1.pttl(key);
+      assert.ok(pttl > 0, `${key} has a TTL (PTTL ${pttl})`);
+    }
+    // The data expires with its session, not later.
+    const sessionTtl = await c1.pttl(keys.session(rs[0]!.id));
+    const dataTtl = await c1.pttl(keys.data(rs[0]!.id));
+    assert.ok(Math.abs(sessionTtl - dataTtl) < 50, `data PTTL ${dataTtl} ~ session PTTL ${sessionTtl}`);
+  });
+
+  it('costs one round trip per warm call (touch, load, getData, setData, update, count, delete)', async () => {
+    const store = new RedisSessionStore(c1, keys, LONG);
+    const r = record();
+    await store.create(r);
+    // Driver seam: count socket writes; a pipeline is written at once, so writes = round trips.
+    const socket = (c1 as unknown as { stream: { write: (...args: unknown[]) => boolean } }).stream;
+    const write = socket.write;
+    let writes = 0;
+    socket.write = function (this: unknown, ...args: unknown[]) {
+      writes++;
+      return write.apply(this, args);
+    };
+    try {
+      const ops: Array<[string, () => Promise<unknown>]> = [
+        ['touch', () => store.touch(r.id)],
+        ['load', () => store.load(r.id)],
+        ['getData', () => store.getData(r.id)],
+        ['setData', () => store.setData(r.id, '1', 0)],
+        ['update', () => store.update(r.id, { owner: 'i2' })],
+        ['count', () => store.count()],
+        ['delete', () => store.delete(r.id)],
+      ];
+      for (const [name, op] of ops) {
+        writes = 0;
+        await op();
+        assert.equal(writes, 1, `${name} is one round trip`);
+      }
+    } finally {
+      socket.write = write;
+    }
+  });
+
+  it('keeps working after SCRIPT FLUSH (NOSCRIPT falls back to EVAL)', async () => {
+    const store = new RedisSessionStore(c1, keys, LONG);
+    const r = record();
+    await store.create(r);
+    await c2.script('FLUSH');
+    assert.equal(await store.touch(r.id), true);
+    assert.equal(await store.setData(r.id, '1', 0), 1);
+    assert.deepEqual(await store.load(r.id), r);
+  });
+
+  it('fails fast with STORE_UNAVAILABLE while Redis is frozen, then recovers', async () => {
+    const store = new RedisSessionStore(c1, keys, LONG, { commandTimeoutMs: 500 });
+    const r = record();
+    await store.create(r);
+    server.pause();
+    try {
+      for (const op of [() => store.load(r.id), () => store.touch(r.id), () => store.ping()]) {
+        const started = Date.now();
+        await assert.rejects(op(), isFleetError('STORE_UNAVAILABLE'));
+        assert.ok(Date.now() - started < 3000, 'rejected within 3 s');
+      }
+    } finally {
+      server.resume();
+    }
+    assert.deepEqual(await store.load(r.id), r);
+  });
+
+  it('recovers after Redis restarts (empty)', async () => {
+    const store = new RedisSessionStore(c1, keys, LONG, { commandTimeoutMs: 500 });
+    await server.restart();
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        await store.ping();
+        break;
+      } catch (err) {
+        assert.ok(isFleetError('STORE_UNAVAILABLE')(err), String(err));
+        if (Date.now() > deadline) throw err;
+        await sleep(100);
+      }
+    }
+    const r = record();
+    await store.create(r);
+    assert.deepEqual(await store.load(r.id), r);
+  });
+});

@@ -1,0 +1,107 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { freePort } from './free-port.js';
+
+const INSTALL_HINT =
+  'redis-server is required by the test suite and was not found on PATH. ' +
+  'Install it with `apt-get install redis-server` (Debian/Ubuntu) or `brew install redis` (macOS).';
+
+/** Fails (never skips) when the binary is missing. */
+export function assertRedisInstalled(): void {
+  const r = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) throw new Error(INSTALL_HINT);
+}
+
+const started = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of started) p.kill('SIGKILL');
+});
+
+/** A throwaway redis-server on a free port, with no persistence, that a test may kill, pause and restart. */
+export class TestRedis {
+  private proc: ChildProcess | undefined;
+  private constructor(readonly port: number) {}
+
+  /** `redis://127.0.0.1:<port>` */
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  static async start(): Promise<TestRedis> {
+    assertRedisInstalled();
+    const r = new TestRedis(await freePort());
+    await r.spawn();
+    return r;
+  }
+
+  private async spawn(): Promise<void> {
+    const proc = spawn(
+      'redis-server',
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
+    this.proc = proc;
+    started.add(proc);
+    proc.once('exit', () => started.delete(proc));
+    await this.waitReady();
+  }
+
+  private async waitReady(): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const c = new Redis(this.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      c.on('error', () => {}); // connection refused while starting is expected; retried below
+      try {
+        await c.connect();
+        await c.ping();
+        c.disconnect();
+        return;
+      } catch {
+        c.disconnect();
+        if (Date.now() > deadline) throw new Error(`redis-server on port ${this.port} did not start`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  }
+
+  /** A new client to this server (the caller closes it). */
+  client(): Redis {
+    return new Redis(this.port, '127.0.0.1', { maxRetriesPerRequest: 1 });
+  }
+
+  /** A random key prefix, so tests never need FLUSHDB. */
+  static prefix(): string {
+    return `t${randomBytes(4).toString('hex')}:`;
+  }
+
+  /** Stops the server abruptly (SIGKILL) and waits for it to exit. */
+  async kill(): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await exited;
+  }
+
+  /** Freezes the server (SIGSTOP): connections stay open but nothing answers. */
+  pause(): void {
+    this.proc?.kill('SIGSTOP');
+  }
+
+  /** Unfreezes a paused server. */
+  resume(): void {
+    this.proc?.kill('SIGCONT');
+  }
+
+  /** Starts the server again on the same port (after kill), empty. */
+  async restart(): Promise<void> {
+    await this.kill();
+    await this.spawn();
+  }
+
+  async stop(): Promise<void> {
+    this.resume();
+    await this.kill();
+  }
+}
