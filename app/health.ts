@@ -64,7 +64,7 @@ export function healthCheckTool(fleet: () => HealthSource, store: 'redis' | 'mem
 
 Args: none.
 Returns: { status: "healthy"|"unhealthy", server_id, unified_session_info: { redis_connection: "ok"|"error"|"disabled", session_store, application_sessions: { count }, transport_sessions: { count }, live_sessions: { count }, shutting_down } }.
-Example: health_check() → { "status": "healthy", "server_id": "pod-a-1", "unified_session_info": { "redis_connection": "ok", "application_sessions": { "count": 3 }, "transport_sessions": { "count": 1 }, ... } }`,
+Example: {tool}() → { "status": "healthy", "server_id": "pod-a-1", "unified_session_info": { "redis_connection": "ok", "application_sessions": { "count": 3 }, "transport_sessions": { "count": 1 }, ... } }`,
     inputSchema: {},
     outputSchema: healthShape,
     annotations: { readOnlyHint: true, idempotentHint: false, openWorldHint: false },

@@ -58,6 +58,9 @@ async function readiness(opts: RouterOptions, log: AppLogger): Promise<boolean> 
 export function createRequestListener(opts: RouterOptions): RequestListener {
   const log = opts.logger;
   return (req, res) => {
+    // While draining, end keep-alive connections after their current response: a client that reconnects on an
+    // open connection would otherwise keep it busy until the drain timeout.
+    if (opts.shuttingDown()) res.setHeader('connection', 'close');
     const path = pathOf(req);
     if (path === LIVEZ_PATH || path === READYZ_PATH) {
       if (req.method !== 'GET' && req.method !== 'HEAD') {

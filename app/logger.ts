@@ -6,33 +6,16 @@ import type { AppConfig } from './config.js';
 export type AppLogger = PinoLogger;
 
 /**
- * Paths whose values never reach a log line: credentials in request headers, tokens, secrets and API keys,
- * wherever they appear one or two levels deep.
+ * Paths whose values never reach a log line: credentials in request headers, tokens, secrets, API keys and
+ * connection URLs (which may embed passwords), at the top level or up to two levels deep.
  */
 export const REDACT_PATHS = [
-  'authorization',
-  'headers.authorization',
-  'headers.cookie',
   'req.headers.authorization',
   'req.headers.cookie',
   'req.headers["x-apikey"]',
-  '*.authorization',
-  '*.headers.authorization',
-  '*.headers.cookie',
-  'token',
-  '*.token',
-  'secret',
-  '*.secret',
-  'apiKey',
-  '*.apiKey',
-  'password',
-  '*.password',
-  'jwt.secret',
-  'virustotal.apiKey',
-  'databaseUrl',
-  'redisUrl',
-  '*.databaseUrl',
-  '*.redisUrl',
+  ...['authorization', 'cookie', 'token', 'secret', 'apiKey', 'password', 'databaseUrl', 'redisUrl'].flatMap(
+    (key) => [key, `*.${key}`, `*.*.${key}`],
+  ),
 ];
 
 function prettyAvailable(): boolean {

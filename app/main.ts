@@ -139,6 +139,8 @@ export async function start(
         } catch (err) {
           logger.error({ err }, 'fleet close failed');
         }
+        // Streams the fleet just ended left their connections idle: close those now.
+        server.closeIdleConnections();
         // In-flight requests get a moment to finish; then remaining connections are cut.
         const timer = setTimeout(() => server.closeAllConnections(), DRAIN_TIMEOUT_MS);
         await drained;

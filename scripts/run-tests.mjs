@@ -14,8 +14,11 @@ function find(dir) {
 }
 
 const files = process.argv.length > 2 ? process.argv.slice(2) : find('test').sort();
+// The Node that runs npm (a `node` package in devDependencies, used only by the conformance suite,
+// would otherwise shadow it on PATH inside npm scripts).
+const nodeBin = process.env.npm_node_execpath || process.execPath;
 const r = spawnSync(
-  process.execPath,
+  nodeBin,
   ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=240000', ...files],
   { stdio: 'inherit' },
 );

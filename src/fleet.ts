@@ -109,14 +109,14 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   const rt = new Runtime({ options: opts, store, bus, log, registry, host, streams, outgoing, logger });
   if (redis) rt.storeGate = () => waitReady(redis, opts.redisCommandTimeoutMs);
 
-  const started = bus
-    .start(opts.instanceId, (m) => rt.onBus(m))
-    .catch((err: unknown) => {
-      // Subscriptions are retried by the driver; requests meanwhile still work where no bus is needed.
-      logger.error({ err }, 'message bus failed to start');
-    });
+  const subscribed = bus.start(opts.instanceId, (m) => rt.onBus(m));
+  const started = subscribed.catch((err: unknown) => {
+    // Subscriptions are retried by the driver; requests meanwhile still work where no bus is needed.
+    logger.error({ err }, 'message bus failed to start');
+  });
 
-  const legacy = legacyRoutes(rt);
+  // Legacy sessions are reachable only over the bus: no stream is opened before it is subscribed.
+  const legacy = legacyRoutes(rt, subscribed);
   const handler = createHandler(
     rt,
     options.authenticate as FleetOptions<JsonValue>['authenticate'],
@@ -137,7 +137,7 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
         store: sessions === null ? 'error' : 'ok',
         sessions,
         transportSessions,
-        liveSessions: host.size,
+        liveSessions: host.size + legacy.size,
         closing: rt.closing,
       };
     },

@@ -40,6 +40,8 @@ export class Runtime {
   closing = false;
   /** Resolves when the store can take commands (waits briefly during a connect), else rejects with 503. */
   storeGate: () => Promise<void> = () => Promise.resolve();
+  /** Handles the legacy HTTP+SSE transport's bus messages (`t` starting with `legacy-`); set by its routes. */
+  legacy: ((msg: BusMessage) => void) | undefined;
 
   constructor(readonly parts: RuntimeParts) {}
 
@@ -60,10 +62,6 @@ export class Runtime {
     }
     if (isRequest(message)) {
       session.transport.receive(message, extra);
-      if (message.method === 'logging/setLevel') this.shareLogLevel(session, message.params?.level);
-      else if (message.method === 'resources/subscribe' || message.method === 'resources/unsubscribe') {
-        this.shareSubscription(session, message.method, message.params?.uri);
-      }
       return;
     }
     if (isNotification(message)) {
@@ -92,10 +90,29 @@ export class Runtime {
     }
   }
 
+  /**
+   * Shares session-wide state changes before the request is handled, so that once the client has
+   * its answer every instance applies them: `logging/setLevel` and resource subscriptions go to the
+   * record and are broadcast to the live copies elsewhere.
+   */
+  async prepare(session: LiveSession, messages: JSONRPCMessage[]): Promise<void> {
+    for (const m of messages) {
+      if (!isRequest(m)) continue;
+      if (m.method === 'logging/setLevel') await this.shareLogLevel(session, m.params?.level);
+      else if (m.method === 'resources/subscribe' || m.method === 'resources/unsubscribe') {
+        await this.shareSubscription(session, m.method, m.params?.uri);
+      }
+    }
+  }
+
   /** Handles a message from the bus. */
   onBus(msg: BusMessage): void {
     const sid = typeof msg.sid === 'string' ? msg.sid : '';
     const { host } = this.parts;
+    if (msg.t.startsWith('legacy-')) {
+      this.legacy?.(msg);
+      return;
+    }
     switch (msg.t) {
       case 'deleted':
         host.drop(sid);
@@ -123,9 +140,10 @@ export class Runtime {
           .catch((e: unknown) => this.onError(asError(e), sid));
         return;
       case 'subscriptions': {
-        if (msg.from === this.instanceId) return;
-        const live = host.peek(sid);
-        if (live) live.record = { ...live.record, subscriptions: msg.subscriptions as string[] };
+        if (msg.from === this.instanceId || !Array.isArray(msg.subscriptions)) return;
+        void host
+          .applySubscriptions(sid, msg.subscriptions as string[])
+          .catch((e: unknown) => this.onError(asError(e), sid));
         return;
       }
       default:

@@ -146,7 +146,7 @@ export interface FleetHealth {
   sessions: number | null;
   /** Open transport streams across the fleet; `null` when unreachable. */
   transportSessions: number | null;
-  /** Sessions currently held in this instance's memory. */
+  /** Sessions currently held in this instance's memory (legacy SSE sessions included). */
   liveSessions: number;
   /** `true` once `close()` was called. */
   closing: boolean;

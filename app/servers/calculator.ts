@@ -74,7 +74,7 @@ export function createCalculatorServer(data: SessionData): SubServer {
     binary(
       'add',
       'Add',
-      'Adds two numbers and returns a + b.\n\nArgs:\n  a: the first addend.\n  b: the second addend.\nReturns: { result: a + b }.\nExample: add(a=2, b=3.5) → { "result": 5.5 }',
+      'Adds two numbers and returns a + b.\n\nArgs:\n  a: the first addend.\n  b: the second addend.\nReturns: { result: a + b }.\nExample: {tool}(a=2, b=3.5) → { "result": 5.5 }',
       'First addend.',
       'Second addend.',
       (a, b) => a + b,
@@ -82,7 +82,7 @@ export function createCalculatorServer(data: SessionData): SubServer {
     binary(
       'subtract',
       'Subtract',
-      'Subtracts the second number from the first and returns a - b.\n\nArgs:\n  a: the minuend.\n  b: the subtrahend (taken away from a).\nReturns: { result: a - b }.\nExample: subtract(a=10, b=4) → { "result": 6 }',
+      'Subtracts the second number from the first and returns a - b.\n\nArgs:\n  a: the minuend.\n  b: the subtrahend (taken away from a).\nReturns: { result: a - b }.\nExample: {tool}(a=10, b=4) → { "result": 6 }',
       'Number to subtract from (minuend).',
       'Number to subtract (subtrahend).',
       (a, b) => a - b,
@@ -90,7 +90,7 @@ export function createCalculatorServer(data: SessionData): SubServer {
     binary(
       'multiply',
       'Multiply',
-      'Multiplies two numbers and returns a × b.\n\nArgs:\n  a: the first factor.\n  b: the second factor.\nReturns: { result: a * b }.\nExample: multiply(a=3.5, b=2) → { "result": 7 }',
+      'Multiplies two numbers and returns a × b.\n\nArgs:\n  a: the first factor.\n  b: the second factor.\nReturns: { result: a * b }.\nExample: {tool}(a=3.5, b=2) → { "result": 7 }',
       'First factor.',
       'Second factor.',
       (a, b) => a * b,
@@ -99,7 +99,7 @@ export function createCalculatorServer(data: SessionData): SubServer {
       name: 'divide',
       title: 'Divide',
       description:
-        'Divides the first number by the second and returns a ÷ b. Dividing by zero is an error result, not Infinity.\n\nArgs:\n  a: the dividend.\n  b: the divisor; must not be 0.\nReturns: { result: a / b }.\nExample: divide(a=7, b=2) → { "result": 3.5 }',
+        'Divides the first number by the second and returns a ÷ b. Dividing by zero is an error result, not Infinity.\n\nArgs:\n  a: the dividend.\n  b: the divisor; must not be 0.\nReturns: { result: a / b }.\nExample: {tool}(a=7, b=2) → { "result": 3.5 }',
       inputSchema: {
         a: z.number().describe('Number to be divided (dividend).'),
         b: z.number().describe('Number to divide by (divisor); must not be 0.'),
@@ -114,7 +114,7 @@ export function createCalculatorServer(data: SessionData): SubServer {
     binary(
       'power',
       'Power',
-      'Raises a base to an exponent and returns base^exponent. Results that are not real numbers (a negative base with a fractional exponent) or too large to represent are error results.\n\nArgs:\n  a: the base.\n  b: the exponent (may be negative or fractional).\nReturns: { result: a ** b }.\nExample: power(a=2, b=10) → { "result": 1024 }',
+      'Raises a base to an exponent and returns base^exponent. Results that are not real numbers (a negative base with a fractional exponent) or too large to represent are error results.\n\nArgs:\n  a: the base.\n  b: the exponent (may be negative or fractional).\nReturns: { result: a ** b }.\nExample: {tool}(a=2, b=10) → { "result": 1024 }',
       'The base.',
       'The exponent; may be negative or fractional.',
       (a, b) => a ** b,
@@ -123,7 +123,7 @@ export function createCalculatorServer(data: SessionData): SubServer {
       name: 'sqrt',
       title: 'Square root',
       description:
-        'Returns the non-negative square root of a number. The square root of a negative number is an error result.\n\nArgs:\n  x: the number; must be ≥ 0.\nReturns: { result: √x }.\nExample: sqrt(x=16) → { "result": 4 }',
+        'Returns the non-negative square root of a number. The square root of a negative number is an error result.\n\nArgs:\n  x: the number; must be ≥ 0.\nReturns: { result: √x }.\nExample: {tool}(x=16) → { "result": 4 }',
       inputSchema: {
         x: z.number().describe('The number to take the square root of; must be zero or positive.'),
       },
@@ -138,7 +138,7 @@ export function createCalculatorServer(data: SessionData): SubServer {
       name: 'memory_store',
       title: 'Store in memory',
       description:
-        'Stores a number in this session\'s calculator memory, replacing what was there. The memory belongs to the MCP session and survives across calls (on any server instance) until cleared or the session ends.\n\nArgs:\n  value: the number to remember.\nReturns: { memory: value, previous: the number replaced or null }.\nExample: memory_store(value=42) → { "memory": 42, "previous": null }',
+        'Stores a number in this session\'s calculator memory, replacing what was there. The memory belongs to the MCP session and survives across calls (on any server instance) until cleared or the session ends.\n\nArgs:\n  value: the number to remember.\nReturns: { memory: value, previous: the number replaced or null }.\nExample: {tool}(value=42) → { "memory": 42, "previous": null }',
       inputSchema: { value: z.number().describe('The number to store.') },
       outputSchema: memoryShape,
       annotations: { readOnlyHint: false, idempotentHint: true, destructiveHint: true, openWorldHint: false },
@@ -148,7 +148,7 @@ export function createCalculatorServer(data: SessionData): SubServer {
       name: 'memory_recall',
       title: 'Recall memory',
       description:
-        'Returns the number stored in this session\'s calculator memory, or null when nothing is stored.\n\nArgs: none.\nReturns: { memory: number | null }.\nExample: memory_recall() → { "memory": 42 }',
+        'Returns the number stored in this session\'s calculator memory, or null when nothing is stored.\n\nArgs: none.\nReturns: { memory: number | null }.\nExample: {tool}() → { "memory": 42 }',
       inputSchema: {},
       outputSchema: { memory: memoryShape.memory },
       annotations: READ_ONLY,
@@ -158,7 +158,7 @@ export function createCalculatorServer(data: SessionData): SubServer {
       name: 'memory_clear',
       title: 'Clear memory',
       description:
-        'Empties this session\'s calculator memory.\n\nArgs: none.\nReturns: { memory: null, previous: the number that was removed or null }.\nExample: memory_clear() → { "memory": null, "previous": 42 }',
+        'Empties this session\'s calculator memory.\n\nArgs: none.\nReturns: { memory: null, previous: the number that was removed or null }.\nExample: {tool}() → { "memory": null, "previous": 42 }',
       inputSchema: {},
       outputSchema: memoryShape,
       annotations: { readOnlyHint: false, idempotentHint: true, destructiveHint: true, openWorldHint: false },

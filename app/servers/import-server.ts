@@ -27,7 +27,10 @@ export interface ToolSpec<I extends z.ZodRawShape, O extends z.ZodRawShape> {
   name: string;
   /** Human-readable title. */
   title: string;
-  /** For the model: what it does, each argument, what it returns, an example. */
+  /**
+   * For the model: what it does, each argument, what it returns, an example. `{tool}` is replaced by the
+   * registered name and `{prefix}` by the sub-server's prefix, so examples name the tool as clients see it.
+   */
   description: string;
   /** Input fields, each with `.describe()`. */
   inputSchema: I;
@@ -56,6 +59,11 @@ const PREFIX = /^[a-z][a-z0-9]*$/;
 
 function errorResult(text: string): CallToolResult {
   return { content: [{ type: 'text', text }], isError: true };
+}
+
+function describe(template: string, fullName: string, name: string): string {
+  const prefix = fullName.endsWith(`_${name}`) ? fullName.slice(0, -name.length - 1) : '';
+  return template.replaceAll('{tool}', fullName).replaceAll('{prefix}', prefix);
 }
 
 /** Turns a typed {@link ToolSpec} into a {@link ToolDefinition}. */
@@ -89,7 +97,7 @@ export function defineTool<I extends z.ZodRawShape, O extends z.ZodRawShape>(
         fullName,
         {
           title: spec.title,
-          description: spec.description,
+          description: describe(spec.description, fullName, spec.name),
           inputSchema,
           outputSchema: spec.outputSchema,
           ...(spec.annotations === undefined ? {} : { annotations: spec.annotations }),

@@ -91,14 +91,14 @@ export function createPostgresServer(db: Database): SubServer {
       description: `Searches the company's employees table with optional filters, sorting and pagination. All filters combine with AND; omit a filter to not restrict by it. Read-only.
 
 Args:
-  department: exact department name, case-insensitive (e.g. "Engineering"). Call postgres_get_employee_schema for the column list.
+  department: exact department name, case-insensitive (e.g. "Engineering"). Call {prefix}_get_employee_schema for the column list.
   name: text contained in "first_name last_name", case-insensitive (e.g. "ada" matches "Ada Lovelace").
   min_salary / max_salary: inclusive annual salary bounds in USD.
   hired_after / hired_before: inclusive hire-date bounds, YYYY-MM-DD.
   sort_by: one of ${sortKeys.join(', ')} (default last_name); sort_order: "asc" (default) or "desc".
   limit: rows per page, 1-${MAX_PAGE_SIZE} (default 20); offset: rows to skip (default 0).
 Returns: { employees: [...], total: matches before paging, limit, offset, next_offset: offset of the next page or null }.
-Example: query_employees(department="Engineering", min_salary=120000, sort_by="salary", sort_order="desc", limit=5) → the five best-paid engineers earning at least 120000, and total = how many match.`,
+Example: {tool}(department="Engineering", min_salary=120000, sort_by="salary", sort_order="desc", limit=5) → the five best-paid engineers earning at least 120000, and total = how many match.`,
       inputSchema: {
         department: z
           .string()
@@ -198,11 +198,11 @@ Example: query_employees(department="Engineering", min_salary=120000, sort_by="s
     defineTool({
       name: 'get_employee_schema',
       title: 'Describe the employees table',
-      description: `Describes the employees table that postgres_query_employees searches: every column with its SQL type, whether it can be null, its default, what it means, and which query_employees arguments filter or sort by it. Also returns the number of rows.
+      description: `Describes the employees table that {prefix}_query_employees searches: every column with its SQL type, whether it can be null, its default, what it means, and which {prefix}_query_employees arguments filter or sort by it. Also returns the number of rows.
 
 Args: none.
 Returns: { table: "employees", row_count, columns: [{ name, type, nullable, default, description, filter_arguments, sortable }] }.
-Example: get_employee_schema() → { "table": "employees", "row_count": 20, "columns": [{ "name": "salary", "type": "numeric(12,2)", "nullable": false, ... }] }`,
+Example: {tool}() → { "table": "employees", "row_count": 20, "columns": [{ "name": "salary", "type": "numeric(12,2)", "nullable": false, ... }] }`,
       inputSchema: {},
       outputSchema: {
         table: z.string(),

@@ -217,7 +217,7 @@ export function createVirusTotalServer(options: VirusTotalOptions): SubServer {
 Args:
   hash: MD5 (32 hex characters), SHA-1 (40) or SHA-256 (64) of the file.
 Returns: { hash, sha256, sha1, md5, verdict: malicious|suspicious|clean|unknown, stats: counts per category, engines_total, detections: [{engine, category, result}], threat_label, meaningful_name, names, type_description, size, reputation, last_analysis_date, link }. A hash VirusTotal has never seen is an error result saying so.
-Example: file_report(hash="44d88612fea8a8f36de82e1278abb02f") (the EICAR test file) → { "verdict": "malicious", "stats": { "malicious": 60, ... }, "threat_label": "virus.eicar/test", ... }`,
+Example: {tool}(hash="44d88612fea8a8f36de82e1278abb02f") (the EICAR test file) → { "verdict": "malicious", "stats": { "malicious": 60, ... }, "threat_label": "virus.eicar/test", ... }`,
       inputSchema: {
         hash: z
           .string()

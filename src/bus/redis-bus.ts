@@ -40,7 +40,9 @@ export class RedisBus implements MessageBus {
   async start(instanceId: string, onMessage: (message: BusMessage) => void): Promise<void> {
     if (this.closing) throw new Error('RedisBus is closed');
     if (this.subscriber) throw new Error('RedisBus is already started');
-    const sub = this.redis.duplicate();
+    // The duplicate inherits the caller's options: with `enableOfflineQueue: false` (createFleet's own
+    // client) a SUBSCRIBE sent before the new connection is ready fails at once and is never retried.
+    const sub = this.redis.duplicate({ enableOfflineQueue: true });
     this.subscriber = sub;
     // Without a listener ioredis prints connection errors itself; they are expected while Redis is away.
     sub.on('error', (err: unknown) => this.opts.onError?.(err));
@@ -48,7 +50,9 @@ export class RedisBus implements MessageBus {
       if (this.closing) return;
       const message = parseMessage(payload);
       if (!message) {
-        this.opts.onError?.(new Error(`Malformed message on bus channel ${channel}: ${payload.slice(0, 200)}`));
+        this.opts.onError?.(
+          new Error(`Malformed message on bus channel ${channel}: ${payload.slice(0, 200)}`),
+        );
         return;
       }
       try {
@@ -58,7 +62,10 @@ export class RedisBus implements MessageBus {
       }
     });
     try {
-      await call(sub.subscribe(this.keys.instanceChannel(instanceId), this.keys.broadcastChannel()), this.timeoutMs);
+      await call(
+        sub.subscribe(this.keys.instanceChannel(instanceId), this.keys.broadcastChannel()),
+        this.timeoutMs,
+      );
     } catch (err) {
       this.subscriber = undefined;
       sub.disconnect();
@@ -68,7 +75,10 @@ export class RedisBus implements MessageBus {
 
   /** {@inheritDoc MessageBus.send} */
   async send(instanceId: string, message: BusMessage): Promise<number> {
-    return call(this.redis.publish(this.keys.instanceChannel(instanceId), JSON.stringify(message)), this.timeoutMs);
+    return call(
+      this.redis.publish(this.keys.instanceChannel(instanceId), JSON.stringify(message)),
+      this.timeoutMs,
+    );
   }
 
   /** {@inheritDoc MessageBus.broadcast} */

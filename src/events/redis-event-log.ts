@@ -63,7 +63,10 @@ export class RedisEventLog implements EventLog {
   async readAfter(sessionId: string, streamId: string, afterSeq: number): Promise<StoredEvent[]> {
     assertSeq(afterSeq);
     const start = afterSeq === 0 ? '-' : `(${afterSeq}-0`;
-    const entries = await call(this.redis.xrange(this.keys.events(sessionId, streamId), start, '+'), this.timeoutMs);
+    const entries = await call(
+      this.redis.xrange(this.keys.events(sessionId, streamId), start, '+'),
+      this.timeoutMs,
+    );
     return entries.map(([id, fields]) => ({ seq: Number.parseInt(id, 10), data: fieldValue(fields, 'd') }));
   }
 

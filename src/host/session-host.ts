@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type {
   InitializeRequest,
   InitializeResult,
@@ -148,7 +149,7 @@ export class SessionHost {
   async end(sessionId: string, principal: string): Promise<void> {
     const cached = this.live.peek(sessionId);
     const record = cached?.record ?? (await this.deps.store.load(sessionId));
-    if (!record || record.principal !== principal) throw notFound();
+    if (!record || record.principal !== principal || record.transport !== 'streamable-http') throw notFound();
     if (!(await this.deps.store.delete(sessionId))) throw notFound();
     this.drop(sessionId);
   }
@@ -159,6 +160,25 @@ export class SessionHost {
     if (!session) return;
     session.record = { ...session.record, logLevel: level };
     await session.transport.call({ jsonrpc: '2.0', method: 'logging/setLevel', params: { level } });
+  }
+
+  /** Replays subscription changes made on another instance into the local copy. */
+  async applySubscriptions(sessionId: string, subscriptions: string[]): Promise<void> {
+    const session = this.live.peek(sessionId);
+    if (!session) return;
+    const before = new Set(session.record.subscriptions ?? []);
+    const after = new Set(subscriptions);
+    session.record = { ...session.record, subscriptions };
+    for (const uri of after) {
+      if (!before.has(uri)) {
+        await session.transport.call({ jsonrpc: '2.0', method: 'resources/subscribe', params: { uri } });
+      }
+    }
+    for (const uri of before) {
+      if (!after.has(uri)) {
+        await session.transport.call({ jsonrpc: '2.0', method: 'resources/unsubscribe', params: { uri } });
+      }
+    }
   }
 
   /** Closes every local copy (sessions live on in the store). */
@@ -172,7 +192,8 @@ export class SessionHost {
 
   private async hydrate(sessionId: string): Promise<LiveSession> {
     const record = await this.deps.store.load(sessionId);
-    if (!record) throw notFound();
+    // A legacy HTTP+SSE session lives only on the instance holding its stream: never a Streamable copy.
+    if (!record || record.transport !== 'streamable-http') throw notFound();
     const session = await this.build(record);
     // Replay the client's handshake with synthetic ids (responses swallowed): the SDK Server learns the
     // client's capabilities, info and protocol version only inside its initialize handler.
@@ -196,6 +217,10 @@ export class SessionHost {
         params: { level: record.logLevel },
       });
     }
+    // Subscriptions made on other instances: the user's subscribe handler runs here too.
+    for (const uri of record.subscriptions ?? []) {
+      await session.transport.call({ jsonrpc: '2.0', method: 'resources/subscribe', params: { uri } });
+    }
     if (this.closed) {
       await session.close();
       throw new FleetError('SHUTTING_DOWN', 'Server is shutting down');
@@ -204,18 +229,12 @@ export class SessionHost {
     return session;
   }
 
-  private async build(record: SessionRecord): Promise<LiveSession> {
+  /**
+   * Builds the user's server for `record` with the factory and connects it to `transport` (the
+   * legacy HTTP+SSE transport uses this with its own transport; its sessions never enter this cache).
+   */
+  async connectServer(record: SessionRecord, transport: Transport): Promise<AnyProtocol> {
     const deps = this.deps;
-    // The transport is built before the session object that owns it; the hook reads it at send time.
-    const ref: { session?: LiveSession } = {};
-    const transport = new FleetTransport(record.id, {
-      outgoing: deps.outgoing,
-      sendStandalone: (message) => {
-        if (!ref.session) return Promise.reject(new Error('session not ready'));
-        return deps.sendStandalone(ref.session, message);
-      },
-      onError: (err) => deps.onError(err, record.id),
-    });
     const ctx: SessionContext<JsonValue> = {
       sessionId: record.id,
       principal: record.principal,
@@ -231,6 +250,22 @@ export class SessionHost {
       userOnError?.(err);
     };
     await protocol.connect(transport);
+    return protocol;
+  }
+
+  private async build(record: SessionRecord): Promise<LiveSession> {
+    const deps = this.deps;
+    // The transport is built before the session object that owns it; the hook reads it at send time.
+    const ref: { session?: LiveSession } = {};
+    const transport = new FleetTransport(record.id, {
+      outgoing: deps.outgoing,
+      sendStandalone: (message) => {
+        if (!ref.session) return Promise.reject(new Error('session not ready'));
+        return deps.sendStandalone(ref.session, message);
+      },
+      onError: (err) => deps.onError(err, record.id),
+    });
+    const protocol = await this.connectServer(record, transport);
     ref.session = new LiveSession(record, protocol, transport);
     return ref.session;
   }

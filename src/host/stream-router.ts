@@ -21,6 +21,7 @@ export class HeldStream implements StreamSink {
   private pulling: Promise<void> | undefined;
   private again = false;
   private ended = false;
+  private endWhenDrained = false;
 
   constructor(
     readonly sessionId: string,
@@ -57,6 +58,12 @@ export class HeldStream implements StreamSink {
       this.finish();
       return;
     }
+    this.pull();
+  }
+
+  /** Nothing more will be produced: end the connection once the log is replayed. */
+  endAfterReplay(): void {
+    this.endWhenDrained = true;
     this.pull();
   }
 
@@ -97,6 +104,10 @@ export class HeldStream implements StreamSink {
         this.sink.write(JSON.parse(ev.data) as JSONRPCMessage, encodeEventId(this.streamId, ev.seq));
       }
     } while (this.again && !this.closed);
+    if (this.endWhenDrained && !this.closed) {
+      this.sink.end();
+      this.finish();
+    }
   }
 
   private finish(): void {
@@ -247,11 +258,12 @@ export class StreamRouter {
       const producer = producerOf(streamId);
       if (producer === undefined) throw new FleetError('SESSION_NOT_FOUND', 'Unknown stream');
       const last = await this.deps.log.lastSeq(sessionId, streamId);
-      if (last === 0 || afterSeq > last) throw new FleetError('SESSION_NOT_FOUND', 'Unknown stream');
+      if (afterSeq > last) throw new FleetError('SESSION_NOT_FOUND', 'Unknown stream');
+      // With nothing logged yet (last 0) the stream may still be running: only its producer knows.
       const held = await this.hold(sessionId, streamId, sink, afterSeq);
       sink.open();
       if (producer === this.deps.instanceId) {
-        this.takeoverLocal(sessionId, streamId, held);
+        if (!this.takeoverLocal(sessionId, streamId, held)) held.endAfterReplay();
       } else {
         const n = await this.deps.bus.send(producer, {
           t: 'takeover',
@@ -259,11 +271,8 @@ export class StreamRouter {
           streamId,
           holder: this.deps.instanceId,
         });
-        if (n === 0) {
-          // The producer is gone: replay what was logged, then let the client go.
-          held.pull();
-          setTimeout(() => sink.end(), 200).unref();
-        }
+        // The producer is gone: replay what was logged, then let the client go.
+        if (n === 0) held.endAfterReplay();
       }
       held.pull();
       return;
@@ -291,7 +300,13 @@ export class StreamRouter {
         // A client resumed one of our POST streams on another instance: write there from now on.
         const session = this.deps.host.peek(sid);
         const stream = session?.streams.get(streamId);
-        if (!stream) return;
+        if (!stream || stream.isEnded) {
+          // Finished or unknown here: the holder replays what the log has and ends the connection.
+          void this.deps.bus
+            .send(String(msg.holder), { t: 'stream-gone', sid, streamId })
+            .catch((e: unknown) => this.deps.onError(asError(e), sid));
+          return;
+        }
         const old = stream.currentSink;
         const remote = new RemoteSink(this.deps.bus, String(msg.holder), sid, streamId);
         stream.attach(remote);
@@ -299,6 +314,9 @@ export class StreamRouter {
         void remote.wake();
         return;
       }
+      case 'stream-gone':
+        this.held.get(key)?.endAfterReplay();
+        return;
       case 'poll': {
         const h = this.held.get(key);
         if (h) h.sink.disconnect(typeof msg.retryMs === 'number' ? msg.retryMs : undefined);
@@ -383,12 +401,14 @@ export class StreamRouter {
       .catch((e: unknown) => this.deps.onError(asError(e), held.sessionId));
   }
 
-  private takeoverLocal(sessionId: string, streamId: string, held: HeldStream): void {
+  /** Points a local producer at `held`; false when this instance has no such running stream. */
+  private takeoverLocal(sessionId: string, streamId: string, held: HeldStream): boolean {
     const stream = this.deps.host.peek(sessionId)?.streams.get(streamId);
-    if (!stream) return;
+    if (!stream || stream.isEnded) return false;
     const old = stream.currentSink;
     stream.attach(held);
     if (old !== held) closeSink(old);
+    return true;
   }
 
   private async heartbeat(): Promise<void> {

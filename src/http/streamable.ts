@@ -108,6 +108,7 @@ export async function handlePost(
   const sessionId = sessionIdOf(req);
   const version = protocolVersionOf(req);
   const session = await rt.parts.host.acquire(sessionId, principal.id);
+  await rt.prepare(session, messages);
 
   const requests = messages.filter(isRequest);
   if (requests.length === 0) {

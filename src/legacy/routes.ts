@@ -1,8 +1,101 @@
-import type { ExtraRoutes } from '../http/handler.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js';
+import { FleetError } from '../errors.js';
+import { accepts, isJsonContentType, readBody } from '../http/body.js';
+import type { ExtraRoutes, RouteHandler } from '../http/handler.js';
+import { parseMessages } from '../http/streamable.js';
 import type { Runtime } from '../runtime.js';
+import { assertSessionId } from '../session-id.js';
+import type { Principal } from '../types.js';
+import { LegacyHost } from './legacy-host.js';
 
-/** The legacy HTTP+SSE transport's routes (`GET /sse`, `POST /messages`) and its shutdown. */
-export function legacyRoutes(rt: Runtime): { routes: ExtraRoutes; close(): Promise<void> } {
-  void rt;
-  return { routes: new Map(), close: async () => {} };
+/**
+ * The legacy HTTP+SSE transport's routes (`GET <ssePath>`, `POST <messagesPath>`) and its shutdown.
+ * Registers the handler of its bus messages on the runtime. `busReady` resolves once this instance's
+ * bus channel is subscribed (streams and forwards wait for it; a failed start answers 503).
+ */
+export function legacyRoutes(
+  rt: Runtime,
+  busReady: Promise<void>,
+): { routes: ExtraRoutes; close(): Promise<void>; readonly size: number } {
+  const legacy = new LegacyHost(rt, busReady);
+  rt.legacy = (msg) => legacy.onBus(msg);
+  const { ssePath, messagesPath } = rt.parts.options;
+
+  const openStream: RouteHandler = async (_rt, req, res, principal) => {
+    if (!accepts(req.headers.accept, 'text/event-stream')) {
+      throw new FleetError('NOT_ACCEPTABLE', 'Not Acceptable: Client must accept text/event-stream');
+    }
+    await legacy.open(res, principal, endpointPath(req, ssePath, messagesPath));
+  };
+  const postMessage: RouteHandler = (_rt, req, res, principal) =>
+    handleLegacyPost(rt, legacy, req, res, principal);
+
+  const routes: ExtraRoutes = new Map();
+  routes.set(ssePath, { GET: openStream });
+  // Both on one path is allowed (some deployments serve the stream and the messages at one URL).
+  routes.set(messagesPath, { ...routes.get(messagesPath), POST: postMessage });
+  return {
+    routes,
+    close: () => legacy.close(),
+    /** Legacy sessions held in this instance's memory. */
+    get size() {
+      return legacy.size;
+    },
+  };
+}
+
+/** `POST /messages?sessionId=…`: the same bad-input rules as Streamable HTTP, then delivery to the owner. */
+async function handleLegacyPost(
+  rt: Runtime,
+  legacy: LegacyHost,
+  req: IncomingMessage,
+  res: ServerResponse,
+  principal: Principal,
+): Promise<void> {
+  const sessionId = sessionIdOf(req.url);
+  if (!isJsonContentType(req.headers['content-type'])) {
+    throw new FleetError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      'Unsupported Media Type: Content-Type must be application/json',
+    );
+  }
+  const { messages, batch } = parseMessages(await readBody(req, rt.parts.options.maxBodyBytes));
+  // The 2024-11-05 transport carries one message per POST (the SDK's own server rejects arrays too).
+  if (batch) throw new FleetError('INVALID_REQUEST', 'Invalid Request: batches are not supported here');
+  const extra: MessageExtraInfo = {
+    authInfo: principal.authInfo,
+    requestInfo: { headers: { ...req.headers } },
+  };
+  await legacy.post(sessionId, principal, messages[0]!, extra);
+  res.writeHead(202).end();
+}
+
+/**
+ * The session id from the query: `sessionId` (TypeScript SDK) or `session_id` (Python SDK). Required
+ * (400) and well-formed (400), checked before any store access.
+ */
+function sessionIdOf(url: string | undefined): string {
+  const raw = url ?? '';
+  const q = raw.indexOf('?');
+  const params = new URLSearchParams(q === -1 ? '' : raw.slice(q + 1));
+  const id = params.get('sessionId') ?? params.get('session_id');
+  if (!id) {
+    throw new FleetError('SESSION_ID_REQUIRED', 'Bad Request: sessionId query parameter is required');
+  }
+  assertSessionId(id);
+  return id;
+}
+
+/**
+ * The message endpoint as announced in the `endpoint` event: a relative URI, as the SDK sends it.
+ * When mounted under a prefix (Express `app.use('/mcp-legacy', fleet.handler)` strips it from
+ * `req.url`), the prefix is taken from `originalUrl` so the client POSTs where the handler is.
+ */
+function endpointPath(req: IncomingMessage, ssePath: string, messagesPath: string): string {
+  const original = (req as IncomingMessage & { originalUrl?: unknown }).originalUrl;
+  if (typeof original !== 'string') return messagesPath;
+  const q = original.indexOf('?');
+  const path = q === -1 ? original : original.slice(0, q);
+  return path.endsWith(ssePath) ? path.slice(0, path.length - ssePath.length) + messagesPath : messagesPath;
 }

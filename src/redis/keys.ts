@@ -21,7 +21,7 @@ export class RedisKeys {
     return `${this.prefix}{${sessionId}}:events:${streamId}`;
   }
 
-  /** String: the instance holding the live connection of a stream. Expires: heartbeat TTL. */
+  /** Hash: the transport session record of a held stream (holder instance, times, kind). Expires: heartbeat TTL. */
   holder(sessionId: string, streamId: string): string {
     return `${this.prefix}{${sessionId}}:holder:${streamId}`;
   }

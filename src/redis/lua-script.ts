@@ -36,7 +36,7 @@ export function readLuaScript(name: string): string {
  * with the user's own commands. Defining the same script twice on one client is harmless.
  */
 export function defineLuaScript(redis: Redis, name: string): LuaScript {
-  const command = `mcpFleet_${name.replace(/-/g, "_")}`;
+  const command = `mcpFleet_${name.replace(/-/g, '_')}`;
   redis.defineCommand(command, { lua: readLuaScript(name) });
   return {
     run(keys, args, timeoutMs) {

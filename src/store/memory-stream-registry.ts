@@ -55,7 +55,10 @@ export class MemoryStreamRegistry implements StreamRegistry {
   }
 
   /** {@inheritDoc StreamRegistry.heartbeat} */
-  async heartbeat(streams: Array<{ sessionId: string; streamId: string }>, instanceId: string): Promise<void> {
+  async heartbeat(
+    streams: Array<{ sessionId: string; streamId: string }>,
+    instanceId: string,
+  ): Promise<void> {
     const now = this.now();
     for (const s of streams) {
       const entry = this.live(entryKey(s.sessionId, s.streamId));

@@ -46,10 +46,16 @@ export class RedisSessionStore implements SessionStore {
   async create(record: SessionRecord): Promise<void> {
     const now = Date.now();
     const expiresAt = now + Math.min(this.ttl.idleMs, record.createdAt + this.ttl.maxLifetimeMs - now);
-    const reply = await this.refreshing(record.id, this.scripts.create, now, [record.createdAt, ...encodeRecord(record)], {
-      score: expiresAt,
-      addToIndex: true,
-    });
+    const reply = await this.refreshing(
+      record.id,
+      this.scripts.create,
+      now,
+      [record.createdAt, ...encodeRecord(record)],
+      {
+        score: expiresAt,
+        addToIndex: true,
+      },
+    );
     const [created, ttl] = reply as [number, number];
     await this.reconcileIndex(record.id, now, ttl, expiresAt);
     if (created !== 1) throw new FleetError('SESSION_EXISTS', `Session ${record.id} already exists`);
@@ -116,7 +122,11 @@ export class RedisSessionStore implements SessionStore {
     expectedVersion?: number,
   ): Promise<number | 'conflict' | 'gone'> {
     const now = Date.now();
-    const args = [json === undefined ? '0' : '1', json ?? '', expectedVersion === undefined ? '' : expectedVersion];
+    const args = [
+      json === undefined ? '0' : '1',
+      json ?? '',
+      expectedVersion === undefined ? '' : expectedVersion,
+    ];
     const [ttl, version] = (await this.refreshing(id, this.scripts.setData, now, args)) as [number, number];
     await this.reconcileIndex(id, now, ttl, now + this.ttl.idleMs);
     if (version === -2) return 'gone';

@@ -62,7 +62,9 @@ export class RedisStreamRegistry implements StreamRegistry {
       [this.keys.holder(record.sessionId, record.streamId)],
       [this.heartbeatTtlMs, record.instanceId, ...encodeRecord(record)],
     );
-    this.indexWrite(pipeline, [[Date.now() + this.heartbeatTtlMs, member(record.sessionId, record.streamId)]]);
+    this.indexWrite(pipeline, [
+      [Date.now() + this.heartbeatTtlMs, member(record.sessionId, record.streamId)],
+    ]);
     const [previous] = await execPipeline(pipeline, this.timeoutMs);
     return typeof previous === 'string' ? previous : undefined;
   }
@@ -74,17 +76,20 @@ export class RedisStreamRegistry implements StreamRegistry {
   }
 
   /** {@inheritDoc StreamRegistry.heartbeat} */
-  async heartbeat(streams: Array<{ sessionId: string; streamId: string }>, instanceId: string): Promise<void> {
+  async heartbeat(
+    streams: Array<{ sessionId: string; streamId: string }>,
+    instanceId: string,
+  ): Promise<void> {
     if (streams.length === 0) return;
     const now = Date.now();
     const score = now + this.heartbeatTtlMs;
     const pipeline = this.redis.pipeline();
     for (const s of streams) {
-      this.scripts.heartbeat.queue(pipeline, [this.keys.holder(s.sessionId, s.streamId)], [
-        this.heartbeatTtlMs,
-        instanceId,
-        now,
-      ]);
+      this.scripts.heartbeat.queue(
+        pipeline,
+        [this.keys.holder(s.sessionId, s.streamId)],
+        [this.heartbeatTtlMs, instanceId, now],
+      );
     }
     // Plain ZADD (not XX) so a heartbeat also heals an entry a racing release removed.
     this.indexWrite(
@@ -97,7 +102,8 @@ export class RedisStreamRegistry implements StreamRegistry {
     streams.forEach((s, i) => {
       const ttl = replies[i] as number;
       if (ttl < 0) fix.zrem(this.keys.streamIndex(), member(s.sessionId, s.streamId));
-      else if (ttl !== this.heartbeatTtlMs) fix.zadd(this.keys.streamIndex(), now + ttl, member(s.sessionId, s.streamId));
+      else if (ttl !== this.heartbeatTtlMs)
+        fix.zadd(this.keys.streamIndex(), now + ttl, member(s.sessionId, s.streamId));
     });
     if (fix.length > 0) await execPipeline(fix, this.timeoutMs);
   }
@@ -181,10 +187,18 @@ function encodeRecord(r: StreamRecord): string[] {
 }
 
 /** The record from HGETALL's reply, or undefined when the hash does not exist (an empty reply). */
-function decodeRecord(sessionId: string, streamId: string, h: Record<string, string>): StreamRecord | undefined {
+function decodeRecord(
+  sessionId: string,
+  streamId: string,
+  h: Record<string, string>,
+): StreamRecord | undefined {
   if (h.instanceId === undefined) return undefined;
   const { transport, instanceId, createdAt, lastSeenAt, active } = h;
-  if ((transport !== 'streamable-http' && transport !== 'sse') || createdAt === undefined || lastSeenAt === undefined) {
+  if (
+    (transport !== 'streamable-http' && transport !== 'sse') ||
+    createdAt === undefined ||
+    lastSeenAt === undefined
+  ) {
     throw new FleetError('INTERNAL', `Stream record ${sessionId} ${streamId} in Redis is malformed`);
   }
   return {

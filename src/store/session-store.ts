@@ -58,7 +58,11 @@ export interface SessionStore {
    * stored version still equals it. Resolves to the new version, `'conflict'` when the version moved,
    * or `'gone'` when the session does not exist.
    */
-  setData(id: string, json: string | undefined, expectedVersion?: number): Promise<number | 'conflict' | 'gone'>;
+  setData(
+    id: string,
+    json: string | undefined,
+    expectedVersion?: number,
+  ): Promise<number | 'conflict' | 'gone'>;
   /** Cheap reachability check (PING for Redis). */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -137,9 +137,7 @@ export class FleetTransport implements Transport {
     }
     this.byRequest.delete(id);
     stream.pending.delete(id);
-    const pushed = stream.push(message);
-    if (stream.pending.size === 0) await stream.end();
-    await pushed;
+    await stream.push(message, stream.pending.size === 0);
   }
 
   /**

@@ -27,6 +27,7 @@ export class OutboundStream {
   private sink: StreamSink | undefined;
   private queue: JSONRPCMessage[] = [];
   private draining: Promise<void> | undefined;
+  private running = false;
   private ending = false;
   private ended = false;
   /** Highest sequence number handed to a sink (0 = only the priming event). */
@@ -65,64 +66,72 @@ export class OutboundStream {
     return this.sink;
   }
 
-  /** Queues a message; resolves once it is logged (or written, when not resumable). */
-  push(message: JSONRPCMessage): Promise<void> {
+  /**
+   * Queues a message; resolves once it is logged (or written, when not resumable). With `last`, the
+   * stream ends after it — in the same log append, so a final response costs one round trip.
+   */
+  push(message: JSONRPCMessage, last = false): Promise<void> {
     if (this.ended || this.ending) {
       this.onError(new Error(`message dropped: stream ${this.streamId} already ended`));
       return Promise.resolve();
     }
     this.queue.push(message);
+    if (last) this.ending = true;
     return this.drain();
   }
 
   /** Ends the stream after everything queued is delivered; the end marker goes into the log. */
   end(): Promise<void> {
-    if (this.ending) return this.draining ?? Promise.resolve();
+    if (this.ending) return this.running && this.draining ? this.draining : Promise.resolve();
     this.ending = true;
     return this.drain();
   }
 
   private drain(): Promise<void> {
-    if (!this.draining) {
-      this.draining = this.run().finally(() => {
-        this.draining = undefined;
-      });
-    }
+    // `running` is cleared synchronously when the loop exits (the loop may not await at all without a
+    // log), so a push or end right after always either joins a live loop or starts a new one.
+    if (this.running && this.draining) return this.draining;
+    this.running = true;
+    this.draining = this.loop();
     return this.draining;
   }
 
-  private async run(): Promise<void> {
-    // Loop until nothing is queued: messages pushed while a batch is being logged go in the next batch,
-    // so a burst costs one round trip per batch instead of one per message.
-    while (this.queue.length > 0 || (this.ending && !this.ended)) {
-      const batch = this.queue;
-      this.queue = [];
-      const finishing = this.ending;
-      let seqs: number[] = [];
-      if (this.log) {
-        const data = batch.map((m) => JSON.stringify(m));
-        if (finishing) data.push(END_MARKER);
-        try {
-          seqs = await this.log.append(this.sessionId, this.streamId, data);
-        } catch (err) {
-          // The connection still gets the messages; only replay after a disconnect is lost.
-          this.onError(new Error(`event log append failed on stream ${this.streamId}`, { cause: err }));
-          seqs = [];
+  private async loop(): Promise<void> {
+    try {
+      // Loop until nothing is queued: messages pushed while a batch is being logged go in the next batch,
+      // so a burst costs one round trip per batch instead of one per message.
+      while (this.queue.length > 0 || (this.ending && !this.ended)) {
+        const batch = this.queue;
+        this.queue = [];
+        const finishing = this.ending;
+        let seqs: number[] = [];
+        if (this.log) {
+          const data = batch.map((m) => JSON.stringify(m));
+          if (finishing) data.push(END_MARKER);
+          try {
+            seqs = await this.log.append(this.sessionId, this.streamId, data);
+          } catch (err) {
+            // The connection still gets the messages; only replay after a disconnect is lost.
+            this.onError(new Error(`event log append failed on stream ${this.streamId}`, { cause: err }));
+            seqs = [];
+          }
+        }
+        for (let i = 0; i < batch.length; i++) {
+          const seq = seqs[i] ?? 0;
+          if (seq) this.lastSeq = seq;
+          const id = this.log && seq ? encodeEventId(this.streamId, seq) : undefined;
+          const sink = this.sink;
+          if (sink && !sink.closed) sink.write(batch[i]!, id, seq);
+        }
+        if (finishing && this.queue.length === 0) {
+          this.ended = true;
+          const sink = this.sink;
+          if (sink && !sink.closed) sink.end();
+          this.onEnded(this);
         }
       }
-      for (let i = 0; i < batch.length; i++) {
-        const seq = seqs[i] ?? 0;
-        if (seq) this.lastSeq = seq;
-        const id = this.log && seq ? encodeEventId(this.streamId, seq) : undefined;
-        const sink = this.sink;
-        if (sink && !sink.closed) sink.write(batch[i]!, id, seq);
-      }
-      if (finishing && this.queue.length === 0) {
-        this.ended = true;
-        const sink = this.sink;
-        if (sink && !sink.closed) sink.end();
-        this.onEnded(this);
-      }
+    } finally {
+      this.running = false;
     }
   }
 }

@@ -72,14 +72,16 @@ function contract(makeNetwork: MakeNetwork): void {
     const [, inboxB] = await open('b');
     const [, inboxC] = await open('c');
     await a.broadcast({ t: 'drop', sessionId: 's1' });
-    for (const inbox of [inboxA, inboxB, inboxC]) assert.deepEqual(await inbox.waitFor(1), [{ t: 'drop', sessionId: 's1' }]);
+    for (const inbox of [inboxA, inboxB, inboxC])
+      assert.deepEqual(await inbox.waitFor(1), [{ t: 'drop', sessionId: 's1' }]);
   });
 
   it('delivers asynchronously, in the order sent, across send and broadcast', async () => {
     const [a] = await open('a');
     const [, inboxB] = await open('b');
     const sends: Array<Promise<unknown>> = [];
-    for (let i = 0; i < 200; i++) sends.push(i % 10 === 9 ? a.broadcast({ t: 'n', i }) : a.send('b', { t: 'n', i }));
+    for (let i = 0; i < 200; i++)
+      sends.push(i % 10 === 9 ? a.broadcast({ t: 'n', i }) : a.send('b', { t: 'n', i }));
     assert.equal(inboxB.messages.length, 0, 'nothing is delivered inside send');
     await Promise.all(sends);
     const got = await inboxB.waitFor(200);
@@ -203,10 +205,7 @@ describe('RedisBus', () => {
     await bus.close();
     assert.equal(await client.ping(), 'PONG', 'the caller’s client stays open');
     const after = await client.client('LIST');
-    assert.equal(
-      String(after).trim().split('\n').length,
-      String(before).trim().split('\n').length - 1,
-    );
+    assert.equal(String(after).trim().split('\n').length, String(before).trim().split('\n').length - 1);
   });
 
   it('flows again after the subscriber connection is killed (CLIENT KILL TYPE pubsub)', async () => {

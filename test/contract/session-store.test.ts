@@ -95,7 +95,10 @@ function contract(make: MakeStores): void {
     const { a, b } = open(LONG);
     const r = record();
     await a.create(r);
-    await assert.rejects(b.create(record({ id: r.id, principal: 'mallory' })), isFleetError('SESSION_EXISTS'));
+    await assert.rejects(
+      b.create(record({ id: r.id, principal: 'mallory' })),
+      isFleetError('SESSION_EXISTS'),
+    );
     assert.equal((await a.load(r.id))?.principal, 'alice');
     assert.equal(await a.count(), 1);
   });
@@ -115,8 +118,16 @@ function contract(make: MakeStores): void {
     const { a, b } = open(LONG);
     const r = record();
     await a.create(r);
-    assert.equal(await a.update(r.id, { logLevel: 'warning', subscriptions: ['s://1'], owner: 'instance-2' }), true);
-    assert.deepEqual(await b.load(r.id), { ...r, logLevel: 'warning', subscriptions: ['s://1'], owner: 'instance-2' });
+    assert.equal(
+      await a.update(r.id, { logLevel: 'warning', subscriptions: ['s://1'], owner: 'instance-2' }),
+      true,
+    );
+    assert.deepEqual(await b.load(r.id), {
+      ...r,
+      logLevel: 'warning',
+      subscriptions: ['s://1'],
+      owner: 'instance-2',
+    });
     assert.equal(await b.update(r.id, { logLevel: undefined, subscriptions: undefined }), true);
     assert.deepEqual(await a.load(r.id), { ...r, owner: 'instance-2' });
     assert.equal(await a.update(r.id, {}), true);
@@ -241,7 +252,9 @@ function contract(make: MakeStores): void {
     const { a, b } = open(LONG);
     const r = record();
     await a.create(r);
-    const attempts = await Promise.all(Array.from({ length: 100 }, (_, i) => casIncrement(i % 2 ? a : b, r.id)));
+    const attempts = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => casIncrement(i % 2 ? a : b, r.id)),
+    );
     const snap = await a.getData(r.id);
     assert.deepEqual(snap, { json: '{"n":100}', version: 100 });
     assert.ok(

@@ -104,7 +104,7 @@ function contract(make: MakeRegistries): void {
     assert.deepEqual(await a.list(), []);
   });
 
-  it("ignores heartbeats from an instance that does not hold the stream", async () => {
+  it('ignores heartbeats from an instance that does not hold the stream', async () => {
     const { a, b } = open(400);
     const r = stream();
     await a.claim(r);
@@ -216,7 +216,11 @@ describe('RedisStreamRegistry', () => {
     } while (cursor !== '0');
     assert.deepEqual(
       new Set(found),
-      new Set([keys.holder(rs[0]!.sessionId, rs[0]!.streamId), keys.holder(rs[1]!.sessionId, rs[1]!.streamId), keys.streamIndex()]),
+      new Set([
+        keys.holder(rs[0]!.sessionId, rs[0]!.streamId),
+        keys.holder(rs[1]!.sessionId, rs[1]!.streamId),
+        keys.streamIndex(),
+      ]),
     );
     for (const key of found) {
       const pttl = await c1.pttl(key);

@@ -12,7 +12,13 @@ export const silent: AppLogger = pino({ level: 'silent' });
 
 /** A session context like the fleet passes to the factory, with in-memory application data. */
 export function sessionContext(data = new MemorySessionData(), sessionId = 'test-session'): SessionContext {
-  return { sessionId, principal: 'anonymous', instanceId: 'test-instance', transport: 'streamable-http', data };
+  return {
+    sessionId,
+    principal: 'anonymous',
+    instanceId: 'test-instance',
+    transport: 'streamable-http',
+    data,
+  };
 }
 
 /** An SDK client connected to `server` over an in-memory transport pair. */
@@ -24,7 +30,11 @@ export async function connect(server: McpServer): Promise<Client> {
 }
 
 /** Calls a tool and returns its result (never throws for tool errors). */
-export async function call(client: Client, name: string, args: Record<string, unknown> = {}): Promise<CallToolResult> {
+export async function call(
+  client: Client,
+  name: string,
+  args: Record<string, unknown> = {},
+): Promise<CallToolResult> {
   return (await client.callTool({ name, arguments: args })) as CallToolResult;
 }
 

@@ -1,0 +1,187 @@
+// The servers under test: the SDK's stock transport (baseline) and mcp-fleet, both serving the same
+// demo McpServer (test/fixtures/demo-server.ts) on POST/GET/DELETE /mcp.
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import { createFleet, type Fleet, type SessionContext } from '../../src/index.js';
+import { buildDemoServer } from '../../test/fixtures/demo-server.js';
+
+/** `json`: `jsonResponse`/`enableJsonResponse` on; `sse`: every answer is an SSE stream (the default). */
+export type Mode = 'json' | 'sse';
+export const MODES: readonly Mode[] = ['json', 'sse'];
+
+export type Variant = 'baseline' | 'fleet' | 'fleet-redis';
+export const VARIANT_LABEL: Record<Variant, string> = {
+  baseline: 'baseline: stock SDK transport',
+  fleet: 'mcp-fleet embedded (no Redis)',
+  'fleet-redis': 'mcp-fleet + Redis',
+};
+
+export interface BenchServer {
+  port: number;
+  /** Sessions held in this process's memory. */
+  live(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** The demo server's context outside mcp-fleet (the echo tool never reads it). */
+function standaloneContext(sessionId: string): SessionContext {
+  const unsupported = () => Promise.reject(new Error('no session data in the baseline'));
+  return {
+    sessionId,
+    principal: 'anonymous',
+    instanceId: 'baseline',
+    transport: 'streamable-http',
+    data: {
+      get: unsupported,
+      snapshot: unsupported,
+      set: unsupported,
+      update: unsupported,
+      clear: unsupported,
+    },
+  };
+}
+
+function readJson(req: http.IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('error', reject);
+    req.on('end', () => {
+      try {
+        resolve(chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : undefined);
+      } catch (err) {
+        reject(err instanceof Error ? err : new Error(String(err)));
+      }
+    });
+  });
+}
+
+function jsonRpcError(res: http.ServerResponse, status: number, message: string): void {
+  res
+    .writeHead(status, { 'content-type': 'application/json' })
+    .end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32000, message }, id: null }));
+}
+
+/**
+ * The usual single-instance setup of the SDK docs: one StreamableHTTPServerTransport and one McpServer
+ * per session, kept in a Map by session id; the body is parsed once and handed to the transport.
+ */
+function baselineHandler(mode: Mode) {
+  const transports = new Map<string, StreamableHTTPServerTransport>();
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if ((req.url ?? '/').split('?')[0] !== '/mcp') return jsonRpcError(res, 404, 'Not Found');
+    const raw = req.headers['mcp-session-id'];
+    const sessionId = Array.isArray(raw) ? raw[0] : raw;
+    const body = req.method === 'POST' ? await readJson(req) : undefined;
+    let transport = sessionId ? transports.get(sessionId) : undefined;
+    if (!transport) {
+      if (sessionId) return jsonRpcError(res, 404, 'Session not found');
+      if (req.method !== 'POST' || !isInitializeRequest(body)) {
+        return jsonRpcError(res, 400, 'Bad Request: No valid session ID provided');
+      }
+      const created: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        enableJsonResponse: mode === 'json',
+        onsessioninitialized: (id) => {
+          transports.set(id, created);
+        },
+      });
+      created.onclose = () => {
+        if (created.sessionId) transports.delete(created.sessionId);
+      };
+      await buildDemoServer(standaloneContext('baseline')).connect(created);
+      transport = created;
+    }
+    await transport.handleRequest(req, res, body);
+  };
+  return {
+    handler: (req: http.IncomingMessage, res: http.ServerResponse) => {
+      handle(req, res).catch((err: unknown) => {
+        if (!res.headersSent) jsonRpcError(res, 500, String(err));
+        else res.end();
+      });
+    },
+    live: () => Promise.resolve(transports.size),
+    close: async () => {
+      await Promise.allSettled([...transports.values()].map((t) => t.close()));
+    },
+  };
+}
+
+function listen(handler: http.RequestListener): Promise<http.Server> {
+  const server = http.createServer(handler);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve(server));
+  });
+}
+
+async function stopServer(server: http.Server): Promise<void> {
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
+/** The stock SDK transport on a free port. */
+export async function startBaseline(mode: Mode): Promise<BenchServer> {
+  const b = baselineHandler(mode);
+  const server = await listen(b.handler);
+  return {
+    port: (server.address() as AddressInfo).port,
+    live: b.live,
+    close: async () => {
+      await b.close();
+      await stopServer(server);
+    },
+  };
+}
+
+export interface FleetServerOptions {
+  mode: Mode;
+  /** Omitted: embedded (in-memory) fleet. */
+  redisUrl?: string;
+  keyPrefix?: string;
+  instanceId?: string;
+  /** Default: `BENCH_RESUMABLE=0` in the environment turns it off, else mcp-fleet's default (on). */
+  resumable?: boolean;
+}
+
+/** An mcp-fleet instance (defaults otherwise: `resumable: true` unless BENCH_RESUMABLE=0) on a free port. */
+export async function startFleet(o: FleetServerOptions): Promise<BenchServer & { fleet: Fleet }> {
+  const fleet = createFleet({
+    server: (ctx) => buildDemoServer(ctx),
+    redis: o.redisUrl,
+    keyPrefix: o.keyPrefix,
+    instanceId: o.instanceId,
+    jsonResponse: o.mode === 'json',
+    resumable: o.resumable ?? (process.env.BENCH_RESUMABLE === '0' ? false : undefined),
+  });
+  const deadline = Date.now() + 10_000;
+  while (!(await fleet.ready())) {
+    if (Date.now() > deadline) throw new Error('fleet not ready after 10 s');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const server = await listen((req, res) => fleet.handler(req, res));
+  return {
+    fleet,
+    port: (server.address() as AddressInfo).port,
+    live: async () => (await fleet.health()).liveSessions,
+    close: async () => {
+      await fleet.close();
+      await stopServer(server);
+    },
+  };
+}
+
+export async function startVariant(
+  variant: Variant,
+  mode: Mode,
+  redis?: { url: string; keyPrefix: string },
+): Promise<BenchServer> {
+  if (variant === 'baseline') return startBaseline(mode);
+  if (variant === 'fleet') return startFleet({ mode });
+  if (!redis) throw new Error('fleet-redis needs a Redis URL');
+  return startFleet({ mode, redisUrl: redis.url, keyPrefix: redis.keyPrefix });
+}

@@ -1,0 +1,116 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { IncomingMessage } from 'node:http';
+import { Socket } from 'node:net';
+import { SignJWT } from 'jose';
+import { UnauthorizedError } from '../../src/index.js';
+import {
+  CHALLENGE_INVALID,
+  CHALLENGE_MISSING,
+  createAuthenticator,
+  signToken,
+  type JwtSettings,
+} from '../../app/auth.js';
+
+const settings: JwtSettings = { secret: 'a'.repeat(32) + '-test-secret', algorithm: 'HS256' };
+const authenticate = createAuthenticator(settings);
+
+function request(authorization?: string): IncomingMessage {
+  const req = new IncomingMessage(new Socket());
+  if (authorization !== undefined) req.headers.authorization = authorization;
+  return req;
+}
+
+async function rejectsWith(
+  authorization: string | undefined,
+  message: RegExp,
+  challenge = CHALLENGE_INVALID,
+) {
+  await assert.rejects(authenticate(request(authorization)), (err: unknown) => {
+    assert.ok(err instanceof UnauthorizedError, `expected UnauthorizedError, got ${String(err)}`);
+    assert.equal(err.status, 401);
+    assert.equal(err.wwwAuthenticate, challenge);
+    assert.match(err.message, message);
+    return true;
+  });
+}
+
+/** An unsigned-yet token builder; the test picks expiry and signing key. */
+function sign(claims: Record<string, unknown>, alg = 'HS256'): SignJWT {
+  return new SignJWT(claims).setProtectedHeader({ alg }).setIssuedAt();
+}
+
+const key = (secret: string) => new TextEncoder().encode(secret);
+const now = () => Math.floor(Date.now() / 1000);
+
+describe('JWT authentication', () => {
+  it('accepts a valid token and returns sub as the principal', async () => {
+    const token = await signToken(settings, { sub: 'alice', scope: 'read write' });
+    const principal = await authenticate(request(`Bearer ${token}`));
+    assert.equal(principal.id, 'alice');
+    assert.deepEqual(principal.authInfo?.scopes, ['read', 'write']);
+    assert.equal(principal.authInfo?.clientId, 'alice');
+    assert.equal(principal.authInfo?.token, token);
+    assert.ok((principal.authInfo?.expiresAt ?? 0) > now());
+  });
+
+  it('accepts the scheme name case-insensitively', async () => {
+    const token = await signToken(settings, { sub: 'bob' });
+    assert.equal((await authenticate(request(`bearer ${token}`))).id, 'bob');
+  });
+
+  it('rejects a request without a token, with a challenge without an error code', async () => {
+    await rejectsWith(undefined, /Missing bearer token/, CHALLENGE_MISSING);
+  });
+
+  it('rejects another authorization scheme', async () => {
+    await rejectsWith('Basic YWxpY2U6c2VjcmV0', /not a Bearer token/);
+    await rejectsWith('Bearer', /not a Bearer token/);
+    await rejectsWith('Bearer a b', /not a Bearer token/);
+  });
+
+  it('rejects a malformed token', async () => {
+    await rejectsWith('Bearer not-a-jwt', /malformed/);
+  });
+
+  it('rejects a bad signature', async () => {
+    const token = await sign({ sub: 'mallory' })
+      .setExpirationTime('1h')
+      .sign(key('b'.repeat(40)));
+    await rejectsWith(`Bearer ${token}`, /signature is invalid/);
+  });
+
+  it('rejects an expired token', async () => {
+    const token = await sign({ sub: 'alice' })
+      .setExpirationTime(now() - 60)
+      .sign(key(settings.secret));
+    await rejectsWith(`Bearer ${token}`, /expired/);
+  });
+
+  it('rejects a token signed with another algorithm, even with the right secret', async () => {
+    const token = await sign({ sub: 'alice' }, 'HS512').setExpirationTime('1h').sign(key(settings.secret));
+    await rejectsWith(`Bearer ${token}`, /algorithm/);
+  });
+
+  it('rejects an unsigned (alg "none") token', async () => {
+    const b64 = (v: object) => Buffer.from(JSON.stringify(v)).toString('base64url');
+    const token = `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ sub: 'alice', exp: now() + 3600 })}.`;
+    await assert.rejects(authenticate(request(`Bearer ${token}`)), UnauthorizedError);
+  });
+
+  it('requires sub and exp', async () => {
+    const noSub = await sign({}).setExpirationTime('1h').sign(key(settings.secret));
+    await rejectsWith(`Bearer ${noSub}`, /"sub"/);
+    const noExp = await sign({ sub: 'alice' }).sign(key(settings.secret));
+    await rejectsWith(`Bearer ${noExp}`, /"exp"/);
+    const emptySub = await sign({ sub: '' }).setExpirationTime('1h').sign(key(settings.secret));
+    await rejectsWith(`Bearer ${emptySub}`, /"sub"/);
+  });
+
+  it('honours the configured algorithm', async () => {
+    const hs384: JwtSettings = { ...settings, algorithm: 'HS384' };
+    const token = await signToken(hs384, { sub: 'carol' });
+    assert.equal((await createAuthenticator(hs384)(request(`Bearer ${token}`))).id, 'carol');
+    await rejectsWith(`Bearer ${token}`, /algorithm/);
+  });
+});

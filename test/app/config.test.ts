@@ -1,0 +1,181 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig, parseConfig } from '../../app/config.js';
+import { hostPolicy } from '../../app/main.js';
+
+const SECRET = 'x'.repeat(40);
+
+function configError(env: Record<string, string>): string {
+  try {
+    parseConfig(env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    assert.equal(err.exitCode, 2);
+    return err.message;
+  }
+  assert.fail(`expected a ConfigError for ${JSON.stringify(env)}`);
+}
+
+describe('configuration', () => {
+  it('has embedded defaults for everything', () => {
+    assert.deepEqual(parseConfig({}), {
+      environment: 'development',
+      host: '127.0.0.1',
+      port: 9100,
+      databaseUrl: undefined,
+      redisUrl: undefined,
+      jwt: undefined,
+      virustotal: undefined,
+      instanceId: undefined,
+      sessionTtlSeconds: 3600,
+      logLevel: 'info',
+      allowedHosts: undefined,
+      allowedOrigins: undefined,
+    });
+  });
+
+  it('reads every variable', () => {
+    const c = parseConfig({
+      ENVIRONMENT: 'production',
+      MCP_SERVER_HOST: '0.0.0.0',
+      MCP_SERVER_PORT: '8080',
+      DATABASE_URL: 'postgresql://u:p@db:5432/app',
+      REDIS_URL: 'rediss://:pw@redis:6380/1',
+      JWT_SECRET_KEY: SECRET,
+      JWT_ALGORITHM: 'HS512',
+      VIRUSTOTAL_API_KEY: 'vt-key',
+      VIRUSTOTAL_BASE_URL: 'http://127.0.0.1:1234/api/v3/',
+      INSTANCE_ID: 'pod-a.1',
+      SESSION_TTL_SECONDS: '600',
+      LOG_LEVEL: 'debug',
+      MCP_ALLOWED_HOSTS: 'a.example:443, b.example:443',
+      MCP_ALLOWED_ORIGINS: 'https://a.example',
+    });
+    assert.deepEqual(c, {
+      environment: 'production',
+      host: '0.0.0.0',
+      port: 8080,
+      databaseUrl: 'postgresql://u:p@db:5432/app',
+      redisUrl: 'rediss://:pw@redis:6380/1',
+      jwt: { secret: SECRET, algorithm: 'HS512' },
+      virustotal: { apiKey: 'vt-key', baseUrl: 'http://127.0.0.1:1234/api/v3' },
+      instanceId: 'pod-a.1',
+      sessionTtlSeconds: 600,
+      logLevel: 'debug',
+      allowedHosts: ['a.example:443', 'b.example:443'],
+      allowedOrigins: ['https://a.example'],
+    });
+  });
+
+  it('treats empty values as unset', () => {
+    const c = parseConfig({
+      MCP_SERVER_PORT: '',
+      VIRUSTOTAL_API_KEY: '',
+      JWT_SECRET_KEY: ' ',
+      LOG_LEVEL: '',
+    });
+    assert.equal(c.port, 9100);
+    assert.equal(c.virustotal, undefined);
+    assert.equal(c.jwt, undefined);
+    assert.equal(c.logLevel, 'info');
+  });
+
+  const bad: [Record<string, string>, RegExp][] = [
+    [{ MCP_SERVER_PORT: 'abc' }, /MCP_SERVER_PORT: expected an integer from 0 to 65535 \(got "abc"\)/],
+    [{ MCP_SERVER_PORT: '70000' }, /MCP_SERVER_PORT: expected an integer from 0 to 65535 \(got "70000"\)/],
+    [{ MCP_SERVER_PORT: '91.5' }, /MCP_SERVER_PORT: expected an integer/],
+    [{ MCP_SERVER_PORT: '-1' }, /MCP_SERVER_PORT: expected an integer/],
+    [{ MCP_SERVER_HOST: 'bad host!' }, /MCP_SERVER_HOST: expected a host name or an IP address/],
+    [{ JWT_ALGORITHM: 'RS256' }, /JWT_ALGORITHM: expected one of HS256, HS384, HS512 \(got "RS256"\)/],
+    [{ JWT_ALGORITHM: 'none' }, /JWT_ALGORITHM: expected one of HS256, HS384, HS512/],
+    [{ ENVIRONMENT: 'staging' }, /ENVIRONMENT: expected one of development, production \(got "staging"\)/],
+    [{ LOG_LEVEL: 'verbose' }, /LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent/],
+    [{ SESSION_TTL_SECONDS: '0' }, /SESSION_TTL_SECONDS: expected an integer from 10 to/],
+    [
+      { DATABASE_URL: 'mysql://u@h/db' },
+      /DATABASE_URL: expected a URL starting with postgres:\/\/ or postgresql:\/\//,
+    ],
+    [{ REDIS_URL: 'localhost:6379' }, /REDIS_URL: expected a URL starting with redis:\/\/ or rediss:\/\//],
+    [
+      { VIRUSTOTAL_BASE_URL: 'ftp://vt' },
+      /VIRUSTOTAL_BASE_URL: expected a URL starting with https:\/\/ or http:\/\//,
+    ],
+    [{ INSTANCE_ID: 'has space' }, /INSTANCE_ID: expected 1-64 characters/],
+    [{ ENVIRONMENT: 'production' }, /JWT_SECRET_KEY: required when ENVIRONMENT=production/],
+  ];
+  for (const [env, message] of bad) {
+    it(`rejects ${JSON.stringify(env)}`, () => {
+      assert.match(configError(env), message);
+    });
+  }
+
+  it('lists every bad variable at once', () => {
+    const message = configError({ MCP_SERVER_PORT: 'x', LOG_LEVEL: 'loud', JWT_ALGORITHM: 'ES256' });
+    assert.match(message, /^Invalid configuration:/);
+    assert.match(message, /MCP_SERVER_PORT/);
+    assert.match(message, /LOG_LEVEL/);
+    assert.match(message, /JWT_ALGORITHM/);
+  });
+
+  it('never echoes secret values', () => {
+    const message = configError({
+      JWT_SECRET_KEY: 'short-secret',
+      DATABASE_URL: 'mysql://user:hunter2@db/x',
+      REDIS_URL: 'http://:redispw@r',
+      VIRUSTOTAL_API_KEY: 'has space',
+    });
+    assert.match(
+      message,
+      /JWT_SECRET_KEY: expected a secret of at least 32 characters \(256 bits\) \(value hidden\)/,
+    );
+    assert.match(message, /VIRUSTOTAL_API_KEY: .*\(value hidden\)/);
+    for (const secret of ['short-secret', 'hunter2', 'redispw', 'has space'])
+      assert.ok(!message.includes(secret));
+  });
+
+  it('loads a .env file; the environment wins over it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'app-config-'));
+    try {
+      const file = join(dir, '.env');
+      writeFileSync(file, 'MCP_SERVER_PORT=9200\nLOG_LEVEL=debug\nINSTANCE_ID=from-file\n# comment\n');
+      const c = loadConfig({ LOG_LEVEL: 'warn' }, file);
+      assert.equal(c.port, 9200);
+      assert.equal(c.logLevel, 'warn');
+      assert.equal(c.instanceId, 'from-file');
+      assert.equal(loadConfig({}, join(dir, 'missing.env')).port, 9100);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('Host/Origin policy', () => {
+  it('pins loopback hosts and origins to the port when bound to loopback', () => {
+    for (const host of ['127.0.0.1', 'localhost', '::1', '127.0.0.2']) {
+      assert.deepEqual(hostPolicy({ host, allowedHosts: undefined, allowedOrigins: undefined }, 9100), {
+        allowedHosts: ['127.0.0.1:9100', 'localhost:9100', '[::1]:9100'],
+        allowedOrigins: ['http://127.0.0.1:9100', 'http://localhost:9100', 'http://[::1]:9100'],
+      });
+    }
+  });
+
+  it('checks nothing on other interfaces unless lists are configured', () => {
+    assert.deepEqual(
+      hostPolicy({ host: '0.0.0.0', allowedHosts: undefined, allowedOrigins: undefined }, 80),
+      {
+        allowedHosts: [],
+        allowedOrigins: [],
+      },
+    );
+    assert.deepEqual(
+      hostPolicy({ host: '127.0.0.1', allowedHosts: ['proxy:8080'], allowedOrigins: [] }, 80),
+      {
+        allowedHosts: ['proxy:8080'],
+        allowedOrigins: [],
+      },
+    );
+  });
+});

@@ -1,0 +1,243 @@
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Redis } from 'ioredis';
+import { FleetError } from '../../src/errors.js';
+import type { EventLog, StoredEvent } from '../../src/events/event-log.js';
+import { MemoryEventLog } from '../../src/events/memory-event-log.js';
+import { RedisEventLog } from '../../src/events/redis-event-log.js';
+import { RedisKeys } from '../../src/redis/keys.js';
+import { TestRedis } from '../helpers/redis-server.js';
+
+/** Two handles on one log (two connections for Redis, the same object for memory). */
+interface Logs {
+  a: EventLog;
+  b: EventLog;
+}
+type MakeLogs = (opts: { maxEvents: number; ttlMs: number }) => Logs;
+
+const DEFAULTS = { maxEvents: 1000, ttlMs: 60_000 };
+
+const newSession = () => randomBytes(16).toString('base64url');
+const seqs = (events: StoredEvent[]) => events.map((e) => e.seq);
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/** The EventLog contract; `make` is called inside tests, after the suite's `before` hooks. */
+function contract(make: MakeLogs): void {
+  const opened: EventLog[] = [];
+  const open = (opts = DEFAULTS): Logs => {
+    const logs = make(opts);
+    opened.push(logs.a, logs.b);
+    return logs;
+  };
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((l) => l.close()));
+  });
+
+  it('numbers events 1, 2, … per stream and reads them back in order', async () => {
+    const { a, b } = open();
+    const sid = newSession();
+    assert.equal(await a.lastSeq(sid, 'GET'), 0);
+    assert.deepEqual(await a.readAfter(sid, 'GET', 0), []);
+    assert.deepEqual(await a.append(sid, 'GET', ['{"m":1}', '{"m":2}', '{"m":3}']), [1, 2, 3]);
+    assert.deepEqual(await b.append(sid, 'GET', ['{"m":4}']), [4]);
+    assert.deepEqual(await b.readAfter(sid, 'GET', 0), [
+      { seq: 1, data: '{"m":1}' },
+      { seq: 2, data: '{"m":2}' },
+      { seq: 3, data: '{"m":3}' },
+      { seq: 4, data: '{"m":4}' },
+    ]);
+    assert.deepEqual(await a.readAfter(sid, 'GET', 2), [
+      { seq: 3, data: '{"m":3}' },
+      { seq: 4, data: '{"m":4}' },
+    ]);
+    assert.deepEqual(await a.readAfter(sid, 'GET', 4), []);
+    assert.deepEqual(await a.readAfter(sid, 'GET', 99), []);
+    assert.equal(await b.lastSeq(sid, 'GET'), 4);
+  });
+
+  it('keeps streams and sessions apart', async () => {
+    const { a } = open();
+    const [s1, s2] = [newSession(), newSession()];
+    await a.append(s1, 'GET', ['a']);
+    assert.deepEqual(await a.append(s1, 'post-1', ['b', 'c']), [1, 2]);
+    assert.deepEqual(await a.append(s2, 'GET', ['d']), [1]);
+    assert.deepEqual(await a.readAfter(s1, 'GET', 0), [{ seq: 1, data: 'a' }]);
+    assert.equal(await a.lastSeq(s1, 'post-1'), 2);
+    assert.equal(await a.lastSeq(s2, 'post-1'), 0);
+  });
+
+  it('appends nothing for an empty batch', async () => {
+    const { a } = open();
+    const sid = newSession();
+    assert.deepEqual(await a.append(sid, 'GET', []), []);
+    assert.equal(await a.lastSeq(sid, 'GET'), 0);
+    await a.append(sid, 'GET', ['x']);
+    assert.deepEqual(await a.append(sid, 'GET', []), []);
+    assert.equal(await a.lastSeq(sid, 'GET'), 1);
+  });
+
+  it('stores any string verbatim', async () => {
+    const { a } = open();
+    const sid = newSession();
+    const data = [
+      '',
+      'line\nbreak',
+      'ünïcødé ✓',
+      JSON.stringify({ jsonrpc: '2.0', method: 'x', params: { d: 'data: y' } }),
+    ];
+    await a.append(sid, 'GET', data);
+    assert.deepEqual(
+      (await a.readAfter(sid, 'GET', 0)).map((e) => e.data),
+      data,
+    );
+  });
+
+  it('caps the log, oldest first, and still knows the last seq', async () => {
+    const { a } = open({ maxEvents: 10, ttlMs: 60_000 });
+    const sid = newSession();
+    for (let i = 0; i < 30; i++)
+      await a.append(
+        sid,
+        'GET',
+        range(1, 10).map((j) => `e${i * 10 + j}`),
+      );
+    const kept = await a.readAfter(sid, 'GET', 0);
+    // Redis trims approximately (MAXLEN ~, whole nodes): at least maxEvents stay, far fewer than 300.
+    assert.ok(kept.length >= 10 && kept.length < 300, `kept ${kept.length}`);
+    assert.deepEqual(seqs(kept), range(301 - kept.length, 300), 'the newest events, consecutive');
+    assert.equal(kept.at(-1)?.data, 'e300');
+    assert.equal(await a.lastSeq(sid, 'GET'), 300);
+    assert.deepEqual(await a.readAfter(sid, 'GET', 1), kept, 'trimmed past: every kept event');
+    assert.deepEqual(seqs(await a.readAfter(sid, 'GET', 295)), range(296, 300));
+    assert.deepEqual(await a.append(sid, 'GET', ['next']), [301]);
+  });
+
+  it('gives concurrent appends from two clients distinct consecutive seqs', async () => {
+    const { a, b } = open();
+    const sid = newSession();
+    const batches = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => (i % 2 ? a : b).append(sid, 'GET', [`${i}.0`, `${i}.1`])),
+    );
+    for (const batch of batches) assert.equal(batch[1], batch[0]! + 1, 'one batch is one block');
+    assert.deepEqual(
+      batches.flat().sort((x, y) => x - y),
+      range(1, 100),
+    );
+    const events = await a.readAfter(sid, 'GET', 0);
+    assert.deepEqual(seqs(events), range(1, 100));
+    batches.forEach((batch, i) => {
+      assert.equal(events[batch[0]! - 1]?.data, `${i}.0`);
+      assert.equal(events[batch[1]! - 1]?.data, `${i}.1`);
+    });
+  });
+
+  it('deletes a log, after which numbering starts again', async () => {
+    const { a, b } = open();
+    const sid = newSession();
+    await a.append(sid, 'GET', ['a', 'b']);
+    await b.delete(sid, 'GET');
+    assert.equal(await a.lastSeq(sid, 'GET'), 0);
+    assert.deepEqual(await a.readAfter(sid, 'GET', 0), []);
+    assert.deepEqual(await a.append(sid, 'GET', ['c']), [1]);
+    await b.delete(sid, 'never-written');
+  });
+
+  it('expires a log ttlMs after its last append', async () => {
+    const { a } = open({ maxEvents: 100, ttlMs: 300 });
+    const sid = newSession();
+    await a.append(sid, 'GET', ['a']);
+    await sleep(200);
+    await a.append(sid, 'GET', ['b']);
+    await sleep(200);
+    assert.equal(await a.lastSeq(sid, 'GET'), 2, 'the append refreshed the TTL');
+    await sleep(250);
+    assert.equal(await a.lastSeq(sid, 'GET'), 0);
+    assert.deepEqual(await a.readAfter(sid, 'GET', 0), []);
+  });
+
+  it('rejects a sequence number that is not a non-negative integer', async () => {
+    const { a } = open();
+    for (const bad of [-1, 1.5, Number.NaN])
+      await assert.rejects(a.readAfter(newSession(), 'GET', bad), RangeError);
+  });
+
+  it('closes idempotently', async () => {
+    const { a } = open();
+    await a.close();
+    await a.close();
+  });
+}
+
+describe('MemoryEventLog', () => {
+  contract((opts) => {
+    const log = new MemoryEventLog(opts);
+    return { a: log, b: log };
+  });
+
+  it('trims to exactly maxEvents', async () => {
+    const log = new MemoryEventLog({ maxEvents: 3, ttlMs: 60_000 });
+    await log.append('s', 'GET', ['1', '2', '3', '4', '5']);
+    assert.deepEqual(seqs(await log.readAfter('s', 'GET', 0)), [3, 4, 5]);
+    assert.equal(await log.lastSeq('s', 'GET'), 5);
+  });
+});
+
+describe('RedisEventLog', () => {
+  let server: TestRedis;
+  let c1: Redis;
+  let c2: Redis;
+  let keys: RedisKeys;
+
+  before(async () => {
+    server = await TestRedis.start();
+    c1 = server.client();
+    c2 = server.client();
+  });
+  after(async () => {
+    c1.disconnect();
+    c2.disconnect();
+    await server.stop();
+  });
+  // A fresh prefix per test instead of FLUSHDB; the logs read `keys` when a test opens them.
+  beforeEach(() => {
+    keys = new RedisKeys(TestRedis.prefix());
+  });
+
+  contract((opts) => ({ a: new RedisEventLog(c1, keys, opts), b: new RedisEventLog(c2, keys, opts) }));
+
+  it('gives its stream a TTL and a bounded length', async () => {
+    const log = new RedisEventLog(c1, keys, { maxEvents: 5, ttlMs: 10_000 });
+    const sid = newSession();
+    for (let i = 0; i < 500; i++) await log.append(sid, 'GET', [String(i)]);
+    const found: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await c1.scan(cursor, 'MATCH', `${keys.prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      found.push(...batch);
+    } while (cursor !== '0');
+    assert.deepEqual(found, [keys.events(sid, 'GET')]);
+    const pttl = await c1.pttl(keys.events(sid, 'GET'));
+    assert.ok(pttl > 0 && pttl <= 10_000, `PTTL ${pttl}`);
+    assert.ok((await c1.xlen(keys.events(sid, 'GET'))) <= 200);
+  });
+
+  it('fails fast with STORE_UNAVAILABLE while Redis is frozen', async () => {
+    const log = new RedisEventLog(c1, keys, { ttlMs: 60_000, commandTimeoutMs: 500 });
+    server.pause();
+    try {
+      for (const op of [() => log.append('s', 'GET', ['x']), () => log.readAfter('s', 'GET', 0)]) {
+        const started = Date.now();
+        await assert.rejects(
+          op(),
+          (err: unknown) => err instanceof FleetError && err.code === 'STORE_UNAVAILABLE',
+        );
+        assert.ok(Date.now() - started < 3000);
+      }
+    } finally {
+      server.resume();
+    }
+  });
+});

@@ -1,0 +1,144 @@
+// Structural budgets and faults of the Redis-backed fleet, in process: round trips per warm request,
+// fail-fast 503 while Redis is frozen or down, and recovery without a restart.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import { createFleet, type Fleet } from '../../src/index.js';
+import { buildDemoServer } from '../fixtures/demo-server.js';
+import { initBody, rawPost } from '../helpers/mcp-client.js';
+import { TestRedis } from '../helpers/redis-server.js';
+import { TcpCounter } from '../helpers/tcp-counter.js';
+
+async function serve(fleet: Fleet): Promise<{ url: string; server: Server }> {
+  const server = createServer(fleet.handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/mcp`, server };
+}
+
+async function initialize(url: string): Promise<string> {
+  const r = await rawPost(url, initBody());
+  assert.equal(r.status, 200, r.text);
+  const sid = r.headers.get('mcp-session-id');
+  assert.ok(sid);
+  const n = await rawPost(url, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }), {
+    'mcp-session-id': sid,
+  });
+  assert.equal(n.status, 202);
+  return sid;
+}
+
+const echo = (id: number) =>
+  JSON.stringify({
+    jsonrpc: '2.0',
+    id,
+    method: 'tools/call',
+    params: { name: 'echo', arguments: { text: 'x' } },
+  });
+
+describe('Redis round trips per warm request', () => {
+  let redis: TestRedis;
+  let counter: TcpCounter;
+
+  before(async () => {
+    redis = await TestRedis.start();
+    counter = new TcpCounter(redis.port);
+    await counter.start();
+  });
+  after(async () => {
+    await counter.close();
+    await redis.stop();
+  });
+
+  for (const mode of ['json', 'sse'] as const) {
+    it(`${mode} answer: a warm request costs ${mode === 'json' ? 'one round trip' : 'one round trip plus the event-log append'}`, async () => {
+      const fleet = createFleet({
+        server: (ctx) => buildDemoServer(ctx),
+        redis: `redis://127.0.0.1:${counter.port}`,
+        keyPrefix: TestRedis.prefix(),
+        jsonResponse: mode === 'json',
+        streamHeartbeatMs: 600_000,
+      });
+      const { url, server } = await serve(fleet);
+      try {
+        const sid = await initialize(url);
+        const headers = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
+        assert.equal((await rawPost(url, echo(1), headers)).status, 200); // warm now
+        await new Promise((r) => setTimeout(r, 100)); // let fire-and-forget work settle
+        counter.reset();
+        const r = await rawPost(url, echo(2), headers);
+        assert.equal(r.status, 200);
+        assert.match(r.text, /"text":"x"/);
+        await new Promise((r) => setTimeout(r, 100));
+        const trips = counter.commandRequests();
+        // JSON: the pipelined TTL refresh (script + index). SSE: that, plus appending the response to
+        // the stream's event log, which must happen before the client sees it to be resumable.
+        assert.equal(trips, mode === 'json' ? 1 : 2, `round trips: ${trips}`);
+      } finally {
+        await fleet.close();
+        server.close();
+      }
+    });
+  }
+});
+
+describe('Redis faults', () => {
+  let redis: TestRedis;
+  let fleet: Fleet;
+  let url: string;
+  let server: Server;
+
+  before(async () => {
+    redis = await TestRedis.start();
+    fleet = createFleet({
+      server: (ctx) => buildDemoServer(ctx),
+      redis: redis.url,
+      keyPrefix: TestRedis.prefix(),
+      redisCommandTimeoutMs: 500,
+    });
+    ({ url, server } = await serve(fleet));
+  });
+  after(async () => {
+    await fleet.close();
+    server.close();
+    await redis.stop();
+  });
+
+  it('frozen Redis (SIGSTOP): 503 with a JSON-RPC error, fast; the session works again after SIGCONT', async () => {
+    const sid = await initialize(url);
+    const headers = { 'mcp-session-id': sid };
+    redis.pause();
+    try {
+      const t0 = Date.now();
+      const r = await rawPost(url, echo(1), headers);
+      assert.equal(r.status, 503, r.text);
+      const body = JSON.parse(r.text);
+      assert.equal(body.jsonrpc, '2.0');
+      assert.equal(body.error.code, -32603);
+      assert.ok(Date.now() - t0 < 3000, 'fails fast');
+      assert.equal(await fleet.ready(), false);
+      assert.equal((await fleet.health()).store, 'error');
+    } finally {
+      redis.resume();
+    }
+    const ok = await rawPost(url, echo(2), headers);
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(await fleet.ready(), true);
+  });
+
+  it('Redis down (killed): 503, process stays up; after restart new sessions work without a restart of ours', async () => {
+    await redis.kill();
+    const r = await rawPost(url, initBody());
+    assert.equal(r.status, 503, r.text);
+    assert.equal(JSON.parse(r.text).error.code, -32603);
+    await redis.restart();
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const again = await rawPost(url, initBody());
+      if (again.status === 200) break;
+      assert.ok(Date.now() < deadline, `did not recover: ${again.status} ${again.text}`);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    const sid = await initialize(url);
+    assert.equal((await rawPost(url, echo(3), { 'mcp-session-id': sid })).status, 200);
+  });
+});
