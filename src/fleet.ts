@@ -103,13 +103,17 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
     log,
     logger,
     heartbeatMs: opts.streamHeartbeatMs,
+    touchSession: (sid) => store.touch(sid),
     onError: (err, sessionId) => logger.warn({ err, sessionId }, err.message),
   });
   late.streams = streams;
   const rt = new Runtime({ options: opts, store, bus, log, registry, host, streams, outgoing, logger });
   if (redis) rt.storeGate = () => waitReady(redis, opts.redisCommandTimeoutMs);
 
-  const subscribed = bus.start(opts.instanceId, (m) => rt.onBus(m));
+  let busUp = false;
+  const subscribed = bus.start(opts.instanceId, (m) => rt.onBus(m)).then(() => {
+    busUp = true;
+  });
   const started = subscribed.catch((err: unknown) => {
     // Subscriptions are retried by the driver; requests meanwhile still work where no bus is needed.
     logger.error({ err }, 'message bus failed to start');
@@ -142,7 +146,8 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
       };
     },
     async ready(): Promise<boolean> {
-      if (rt.closing) return false;
+      // Not ready until subscribed: answers and forwarded messages for this instance would be lost.
+      if (rt.closing || !busUp) return false;
       try {
         await store.ping();
         return true;

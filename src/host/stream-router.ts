@@ -160,6 +160,8 @@ export interface StreamRouterDeps {
   log: EventLog | undefined;
   logger: Logger;
   heartbeatMs: number;
+  /** Refreshes a session's idle TTL; false when it is gone (an open stream keeps its session alive). */
+  touchSession(sessionId: string): Promise<boolean>;
   onError(err: Error, sessionId?: string): void;
 }
 
@@ -418,7 +420,17 @@ export class StreamRouter {
       await this.deps.registry.heartbeat(streams, this.deps.instanceId);
     } catch (err) {
       this.deps.onError(new Error('stream heartbeat failed', { cause: err }));
+      return;
     }
+    // A client holding a stream is using its session: keep it alive, and end streams of sessions
+    // that are gone (expired at their absolute lifetime, or deleted while the broadcast was missed).
+    const sessions = new Set(streams.map((s) => s.sessionId));
+    await Promise.all(
+      [...sessions].map(async (sid) => {
+        const alive = await this.deps.touchSession(sid).catch(() => true); // unreachable store: keep it
+        if (!alive) this.dropSession(sid);
+      }),
+    );
   }
 }
 

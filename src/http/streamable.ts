@@ -108,6 +108,15 @@ export async function handlePost(
   const sessionId = sessionIdOf(req);
   const version = protocolVersionOf(req);
   const session = await rt.parts.host.acquire(sessionId, principal.id);
+  const ids = new Set<unknown>();
+  for (const m of messages) {
+    if (!isRequest(m)) continue;
+    // A request id still in flight (or twice in one batch) would steal the other request's stream.
+    if (ids.has(m.id) || session.transport.handles(m.id)) {
+      throw new FleetError('INVALID_REQUEST', `Invalid Request: request id ${JSON.stringify(m.id)} is already in use`);
+    }
+    ids.add(m.id);
+  }
   await rt.prepare(session, messages);
 
   const requests = messages.filter(isRequest);

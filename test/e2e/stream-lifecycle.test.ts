@@ -1,0 +1,71 @@
+// Stream lifecycle in one process with the embedded (in-memory) parts: an open GET stream keeps its
+// session alive; a second GET is a conflict; the stream ends with its session.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { createFleet } from '../../src/index.js';
+import { buildDemoServer } from '../fixtures/demo-server.js';
+import { initBody, rawPost } from '../helpers/mcp-client.js';
+import { SseReader } from '../helpers/sse-reader.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('standalone stream lifecycle (embedded)', () => {
+  it('keeps an idle session alive while its GET stream is open, 409s a second GET, ends with DELETE', async () => {
+    const fleet = createFleet({
+      server: (ctx) => buildDemoServer(ctx),
+      sessionTtlMs: 1000,
+      streamHeartbeatMs: 200,
+    });
+    const server = createServer(fleet.handler);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/mcp`;
+    try {
+      const init = await rawPost(url, initBody());
+      const sid = init.headers.get('mcp-session-id')!;
+      const h = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
+      const get = await fetch(url, { headers: { ...h, accept: 'text/event-stream' } });
+      assert.equal(get.status, 200);
+      const reader = new SseReader(get);
+      const priming = await reader.next();
+      assert.equal(priming?.id, 'standalone.0');
+      assert.equal(priming?.retry, 1000);
+
+      const second = await fetch(url, { headers: { ...h, accept: 'text/event-stream' } });
+      assert.equal(second.status, 409);
+      assert.equal((await second.json()).error.code, -32000);
+
+      await sleep(2500); // 2.5× the idle TTL without a request
+      const call = await rawPost(url, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }), h);
+      assert.equal(call.status, 200, 'the open stream kept the session alive');
+      assert.equal((await fleet.health()).transportSessions, 1);
+
+      const del = await fetch(url, { method: 'DELETE', headers: h });
+      assert.equal(del.status, 200);
+      assert.equal(await reader.next(), undefined, 'the stream ended with the session');
+      assert.equal((await fleet.health()).transportSessions, 0);
+    } finally {
+      await fleet.close();
+      server.close();
+    }
+  });
+
+  it('without a stream, an idle session expires (404 Session not found)', async () => {
+    const fleet = createFleet({ server: (ctx) => buildDemoServer(ctx), sessionTtlMs: 300 });
+    const server = createServer(fleet.handler);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/mcp`;
+    try {
+      const sid = (await rawPost(url, initBody())).headers.get('mcp-session-id')!;
+      await sleep(700);
+      const r = await rawPost(url, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }), {
+        'mcp-session-id': sid,
+      });
+      assert.equal(r.status, 404);
+      assert.equal(JSON.parse(r.text).error.code, -32001);
+    } finally {
+      await fleet.close();
+      server.close();
+    }
+  });
+});
