@@ -111,9 +111,11 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   if (redis) rt.storeGate = () => waitReady(redis, opts.redisCommandTimeoutMs);
 
   let busUp = false;
-  const subscribed = bus.start(opts.instanceId, (m) => rt.onBus(m)).then(() => {
-    busUp = true;
-  });
+  const subscribed = bus
+    .start(opts.instanceId, (m) => rt.onBus(m))
+    .then(() => {
+      busUp = true;
+    });
   const started = subscribed.catch((err: unknown) => {
     // Subscriptions are retried by the driver; requests meanwhile still work where no bus is needed.
     logger.error({ err }, 'message bus failed to start');

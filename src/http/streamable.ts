@@ -113,7 +113,10 @@ export async function handlePost(
     if (!isRequest(m)) continue;
     // A request id still in flight (or twice in one batch) would steal the other request's stream.
     if (ids.has(m.id) || session.transport.handles(m.id)) {
-      throw new FleetError('INVALID_REQUEST', `Invalid Request: request id ${JSON.stringify(m.id)} is already in use`);
+      throw new FleetError(
+        'INVALID_REQUEST',
+        `Invalid Request: request id ${JSON.stringify(m.id)} is already in use`,
+      );
     }
     ids.add(m.id);
   }

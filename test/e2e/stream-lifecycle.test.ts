@@ -33,7 +33,7 @@ describe('standalone stream lifecycle (embedded)', () => {
 
       const second = await fetch(url, { headers: { ...h, accept: 'text/event-stream' } });
       assert.equal(second.status, 409);
-      assert.equal((await second.json()).error.code, -32000);
+      assert.equal(((await second.json()) as { error: { code: number } }).error.code, -32000);
 
       await sleep(2500); // 2.5× the idle TTL without a request
       const call = await rawPost(url, JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }), h);
