@@ -1,8 +1,17 @@
 import type { IncomingMessage } from 'node:http';
 import { FleetError } from '../errors.js';
 
-/** Reads a request body of at most `limit` bytes; a larger one is a 413, detected without buffering it. */
+/**
+ * Reads a request body of at most `limit` bytes; a larger one is a 413, detected without buffering it.
+ * A body already consumed by a body parser in front of us (Express `express.json()`) is taken from
+ * `req.body` instead of the spent stream.
+ */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const parsed = (req as IncomingMessage & { body?: unknown }).body;
+  if (parsed !== undefined && (req.readableEnded || req.complete)) {
+    const buf = Buffer.from(typeof parsed === 'string' ? parsed : (JSON.stringify(parsed) ?? ''));
+    return buf.length > limit ? Promise.reject(tooLarge(limit)) : Promise.resolve(buf);
+  }
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     req.resume(); // drain so the connection can answer
