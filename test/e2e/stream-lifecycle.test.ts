@@ -68,4 +68,51 @@ describe('standalone stream lifecycle (embedded)', () => {
       server.close();
     }
   });
+
+  it('validates Last-Event-ID: malformed → 400, unknown stream or unseen event → 404', async () => {
+    const fleet = createFleet({ server: (ctx) => buildDemoServer(ctx) });
+    const server = createServer(fleet.handler);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/mcp`;
+    try {
+      const sid = (await rawPost(url, initBody())).headers.get('mcp-session-id')!;
+      const h = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25', accept: 'text/event-stream' };
+      const call = await rawPost(
+        url,
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: 5,
+          method: 'tools/call',
+          params: { name: 'echo', arguments: { text: 'a' } },
+        }),
+        { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' },
+      );
+      const ids = [...call.text.matchAll(/^id: (.+)$/gm)].map((m) => m[1]!);
+      assert.equal(ids.length, 2, call.text); // priming + response
+      const cases: Array<[string, number]> = [
+        ['not-an-event-id', 400],
+        ['a.b.c', 400],
+        ['x.-1', 400],
+        ['0123456789abcdef.1', 404], // well-formed, names no instance's stream
+        [`${ids[1]!.split('.')[0]}.99`, 404], // beyond what the stream wrote
+      ];
+      for (const [lastEventId, status] of cases) {
+        const r = await fetch(url, { headers: { ...h, 'last-event-id': lastEventId } });
+        assert.equal(r.status, status, lastEventId);
+        const body = (await r.json()) as { error: { code: number }; id: null };
+        assert.equal(body.id, null);
+      }
+      // The priming id replays the finished stream: the response, then the end.
+      const replay = await fetch(url, { headers: { ...h, 'last-event-id': ids[0]! } });
+      assert.equal(replay.status, 200);
+      const reader = new SseReader(replay);
+      const ev = await reader.next();
+      assert.equal(ev?.id, ids[1]);
+      assert.match(ev?.data ?? '', /"id":5/);
+      assert.equal(await reader.next(), undefined);
+    } finally {
+      await fleet.close();
+      server.close();
+    }
+  });
 });
