@@ -39,6 +39,8 @@ export interface AppConfig {
   allowedHosts: string[] | undefined;
   /** Allowed `Origin` header values; `undefined` → derived from host/port when bound to loopback. */
   allowedOrigins: string[] | undefined;
+  /** Serve Prometheus metrics at `GET /metrics` (`METRICS_ENABLED`). */
+  metricsEnabled: boolean;
 }
 
 /** A configuration problem: the message names every bad variable and what it expects. Exit code 2. */
@@ -92,6 +94,16 @@ function enumVar<const T extends readonly [string, ...string[]]>(values: T, fall
   );
 }
 
+function booleanVar(fallback: boolean) {
+  return z.preprocess(
+    blankToUndefined,
+    z
+      .enum(['true', 'false', '1', '0'], { error: 'expected true, false, 1 or 0' })
+      .transform((v) => v === 'true' || v === '1')
+      .default(fallback),
+  );
+}
+
 function commaList() {
   return z.string().transform((v) =>
     v
@@ -137,6 +149,7 @@ const envSchema = z
     LOG_LEVEL: enumVar(LOG_LEVELS, 'info'),
     MCP_ALLOWED_HOSTS: optional(commaList()),
     MCP_ALLOWED_ORIGINS: optional(commaList()),
+    METRICS_ENABLED: booleanVar(true),
   })
   .superRefine((env, ctx) => {
     if (env.ENVIRONMENT === 'production' && env.JWT_SECRET_KEY === undefined) {
@@ -188,6 +201,7 @@ export function parseConfig(env: Record<string, string | undefined>): AppConfig 
     logLevel: e.LOG_LEVEL,
     allowedHosts: e.MCP_ALLOWED_HOSTS,
     allowedOrigins: e.MCP_ALLOWED_ORIGINS,
+    metricsEnabled: e.METRICS_ENABLED,
   };
 }
 

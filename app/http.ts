@@ -1,4 +1,5 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
 import type { Fleet } from '../src/index.js';
 import type { AppLogger } from './logger.js';
 
@@ -6,6 +7,8 @@ import type { AppLogger } from './logger.js';
 export const LIVEZ_PATH = '/livez';
 /** Readiness probe path: the session store answers and the instance is not shutting down. */
 export const READYZ_PATH = '/readyz';
+/** Prometheus scrape path (text format), when metrics are enabled. */
+export const METRICS_PATH = '/metrics';
 
 /** Options of {@link createRequestListener}. */
 export interface RouterOptions {
@@ -14,6 +17,8 @@ export interface RouterOptions {
   /** `true` once shutdown started: readiness fails at once so the load balancer drains this instance. */
   shuttingDown: () => boolean;
   logger: AppLogger;
+  /** Registry served at {@link METRICS_PATH}; `undefined` → that path goes to the fleet (404). */
+  metrics?: Registry;
 }
 
 function sendJson(
@@ -51,9 +56,19 @@ async function readiness(opts: RouterOptions, log: AppLogger): Promise<boolean> 
   }
 }
 
+async function sendMetrics(res: ServerResponse, registry: Registry): Promise<void> {
+  const text = await registry.metrics();
+  res.writeHead(200, {
+    'content-type': registry.contentType,
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  });
+  res.end(text); // Node sends no body for HEAD
+}
+
 /**
- * The process's HTTP entry: `/livez` and `/readyz` probes, everything else to the fleet's handler (which serves
- * `/mcp`, `/sse`, `/messages` and 404s the rest).
+ * The process's HTTP entry: `/livez` and `/readyz` probes, `/metrics` (when enabled), everything else to the
+ * fleet's handler (which serves `/mcp`, `/sse`, `/messages` and 404s the rest).
  */
 export function createRequestListener(opts: RouterOptions): RequestListener {
   const log = opts.logger;
@@ -62,13 +77,21 @@ export function createRequestListener(opts: RouterOptions): RequestListener {
     // open connection would otherwise keep it busy until the drain timeout.
     if (opts.shuttingDown()) res.setHeader('connection', 'close');
     const path = pathOf(req);
-    if (path === LIVEZ_PATH || path === READYZ_PATH) {
+    const metrics = path === METRICS_PATH ? opts.metrics : undefined;
+    if (path === LIVEZ_PATH || path === READYZ_PATH || metrics !== undefined) {
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD' });
         return;
       }
       if (path === LIVEZ_PATH) {
         sendJson(res, 200, { status: 'ok' });
+        return;
+      }
+      if (metrics !== undefined) {
+        sendMetrics(res, metrics).catch((err: unknown) => {
+          log.error({ err }, 'metrics collection failed');
+          if (!res.headersSent) sendJson(res, 500, { error: 'metrics collection failed' });
+        });
         return;
       }
       readiness(opts, log).then(

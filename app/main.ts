@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { createFleet, type Fleet } from '../src/index.js';
 import { createAuthenticator } from './auth.js';
 import { ConfigError, loadConfig, type AppConfig } from './config.js';
@@ -58,8 +59,8 @@ function baseUrl(host: string, port: number): string {
 
 /**
  * Starts the reference server: opens the database, listens on `MCP_SERVER_HOST:MCP_SERVER_PORT`, and serves
- * `/mcp`, `/sse`, `/messages` (the fleet) plus `/livez` and `/readyz`. Installs no signal handlers (see
- * {@link main}).
+ * `/mcp`, `/sse`, `/messages` (the fleet) plus `/livez`, `/readyz` and `/metrics` (unless
+ * `METRICS_ENABLED=false`). Installs no signal handlers (see {@link main}).
  * @param config - validated configuration. @default loadConfig()
  */
 export async function start(
@@ -77,11 +78,17 @@ export async function start(
     logger.warn('REDIS_URL is not set: sessions are kept in memory, so run a single instance only');
   }
 
+  // One registry per server: process metrics plus the fleet's (a fleet needs a registry of its own).
+  let metrics: Registry | undefined;
+  if (config.metricsEnabled) {
+    metrics = new Registry();
+    collectDefaultMetrics({ register: metrics });
+  }
   const db = await openDatabase(config, logger);
   let fleet: Fleet | undefined;
   let shuttingDown = false;
   const server = createServer(
-    createRequestListener({ fleet: () => fleet, shuttingDown: () => shuttingDown, logger }),
+    createRequestListener({ fleet: () => fleet, shuttingDown: () => shuttingDown, logger, metrics }),
   );
   // Outlive the idle timeout of load balancers in front (60 s on most), so they never reuse a closed socket.
   server.keepAliveTimeout = 65_000;
@@ -113,6 +120,7 @@ export async function start(
       instanceId,
       sessionTtlMs: config.sessionTtlSeconds * 1000,
       logger,
+      metrics,
       ...hostPolicy(config, port),
     });
     const url = baseUrl(config.host, port);
@@ -124,7 +132,7 @@ export async function start(
         auth: config.jwt === undefined ? 'none' : `jwt ${config.jwt.algorithm}`,
         virustotal: config.virustotal !== undefined,
       },
-      'MCP server listening (/mcp, /sse, /messages, /livez, /readyz)',
+      `MCP server listening (/mcp, /sse, /messages, /livez, /readyz${metrics ? ', /metrics' : ''})`,
     );
 
     let closing: Promise<void> | undefined;

@@ -10,6 +10,7 @@ import { createHandler } from './http/handler.js';
 import { legacyRoutes } from './legacy/routes.js';
 import { SessionHost } from './host/session-host.js';
 import { StreamRouter } from './host/stream-router.js';
+import { FleetMetrics } from './metrics.js';
 import { resolveOptions } from './options.js';
 import { RedisKeys } from './redis/keys.js';
 import { Runtime } from './runtime.js';
@@ -38,6 +39,8 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   const opts = resolveOptions(options);
   const logger = opts.logger.child({ instanceId: opts.instanceId });
   const onError = (err: unknown) => logger.warn({ err }, err instanceof Error ? err.message : String(err));
+  // Before any connection is opened: a registry that already has our metrics throws here.
+  const metrics = FleetMetrics.create(opts.metrics, opts);
 
   // Connection roles: this one runs commands and fails fast while Redis is away (no offline queue,
   // so requests get a 503 at once instead of piling up); the bus duplicates it for subscriptions.
@@ -64,9 +67,11 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   const store: SessionStore = redis
     ? new RedisSessionStore(redis, keys, ttl, timeout)
     : new MemorySessionStore(ttl);
-  const bus: MessageBus = redis
-    ? new RedisBus(redis, keys, { ...timeout, onError })
-    : new MemoryBus(new MemoryBusHub(), { onError });
+  const bus: MessageBus = metrics.bus(
+    redis
+      ? new RedisBus(redis, keys, { ...timeout, onError })
+      : new MemoryBus(new MemoryBusHub(), { onError }),
+  );
   const registry: StreamRegistry = redis
     ? new RedisStreamRegistry(redis, keys, { ...timeout, heartbeatTtlMs })
     : new MemoryStreamRegistry({ heartbeatTtlMs });
@@ -91,6 +96,7 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
     maxLive: opts.maxLiveSessions,
     liveIdleMs: opts.liveSessionIdleMs,
     logger,
+    metrics,
     dataFor: dataFor as (id: string) => SessionData<JsonValue>,
     sendStandalone: (session, message) => late.streams!.sendStandalone(session, message),
     onError: (err, sessionId) => logger.warn({ err, sessionId }, err.message),
@@ -107,7 +113,18 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
     onError: (err, sessionId) => logger.warn({ err, sessionId }, err.message),
   });
   late.streams = streams;
-  const rt = new Runtime({ options: opts, store, bus, log, registry, host, streams, outgoing, logger });
+  const rt = new Runtime({
+    options: opts,
+    store,
+    bus,
+    log,
+    registry,
+    host,
+    streams,
+    outgoing,
+    logger,
+    metrics,
+  });
   if (redis) rt.storeGate = () => waitReady(redis, opts.redisCommandTimeoutMs);
 
   let busUp = false;
@@ -128,6 +145,10 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
     options.authenticate as FleetOptions<JsonValue>['authenticate'],
     legacy.routes,
   );
+  metrics.watch({
+    liveSessions: () => host.size + legacy.size,
+    heldStreams: () => streams.heldCount + legacy.size,
+  });
 
   let closing: Promise<void> | undefined;
   const fleet: Fleet<T> = {

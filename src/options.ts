@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { silentLogger, type Logger } from './logger.js';
+import type { MetricsRegistry } from './metrics.js';
 import type { FleetOptions, JsonValue } from './types.js';
 
 /** {@link FleetOptions} with every default applied. */
@@ -26,6 +27,7 @@ export interface ResolvedOptions {
   allowedHosts: string[];
   allowedOrigins: string[];
   logger: Logger;
+  metrics: MetricsRegistry | undefined;
 }
 
 /** Applies defaults and rejects nonsense early (a misconfiguration fails at start, not at the first request). */
@@ -54,6 +56,7 @@ export function resolveOptions<T extends JsonValue>(o: FleetOptions<T>): Resolve
     allowedHosts: o.allowedHosts ?? [],
     allowedOrigins: o.allowedOrigins ?? [],
     logger: o.logger ?? silentLogger,
+    metrics: o.metrics,
   };
   for (const k of [
     'sessionTtlMs',
@@ -70,6 +73,9 @@ export function resolveOptions<T extends JsonValue>(o: FleetOptions<T>): Resolve
   ] as const) {
     if (!Number.isFinite(r[k]) || r[k] <= 0)
       throw new RangeError(`createFleet: \`${k}\` must be a positive number`);
+  }
+  if (r.metrics !== undefined && typeof r.metrics.registerMetric !== 'function') {
+    throw new TypeError('createFleet: `metrics` must be a prom-client Registry');
   }
   if (!/^[\x21-\x7e]{1,100}$/.test(r.instanceId) || r.instanceId.includes('@')) {
     throw new RangeError('createFleet: `instanceId` must be 1-100 visible ASCII characters without "@"');

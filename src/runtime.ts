@@ -11,6 +11,7 @@ import type { LiveSession } from './host/live-session.js';
 import type { SessionHost } from './host/session-host.js';
 import type { StreamRouter } from './host/stream-router.js';
 import type { Logger } from './logger.js';
+import type { FleetMetrics } from './metrics.js';
 import type { SessionStore } from './store/session-store.js';
 import type { StreamRegistry } from './store/stream-registry.js';
 import type { FleetTransport } from './transport/fleet-transport.js';
@@ -29,6 +30,7 @@ export interface RuntimeParts {
   streams: StreamRouter;
   outgoing: OutgoingRequests<FleetTransport>;
   logger: Logger;
+  metrics: FleetMetrics;
 }
 
 /**
@@ -165,6 +167,7 @@ export class Runtime {
       this.deliverAnswer(message);
       return;
     }
+    this.parts.metrics.forwardedAnswer();
     void this.parts.bus
       .send(issuer, { t: 'answer', sid: sessionId, message })
       .then((n) => {

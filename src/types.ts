@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import type { OpenMetricsContentType, PrometheusContentType, Registry } from 'prom-client';
 import type { Logger } from './logger.js';
 
 /** A JSON value, as stored in a session's application data. */
@@ -136,6 +137,16 @@ export interface FleetOptions<T extends JsonValue = JsonValue> {
   allowedOrigins?: string[];
   /** pino-compatible logger. @default a silent logger */
   logger?: Logger;
+  /**
+   * A prom-client registry to register mcp-fleet's metrics in (names start with `mcp_fleet_`; no label
+   * holds a session id): HTTP requests by method, path kind and status, their time to the response
+   * head (for SSE answers the time until the stream opened, not its lifetime), sessions created,
+   * hydrations by outcome, live sessions, held streams, bus messages, forwarded answers and errors by
+   * code. Each fleet needs its own registry: one that already has these names makes `createFleet` throw.
+   * Expose it yourself, e.g. `res.end(await registry.metrics())` with `registry.contentType`.
+   * @default undefined (no metrics)
+   */
+  metrics?: Registry<PrometheusContentType> | Registry<OpenMetricsContentType>;
 }
 
 /** Health of this instance's view of the fleet. */

@@ -10,6 +10,7 @@ import type {
 } from '@modelcontextprotocol/sdk/types.js';
 import { FleetError, storeUnavailable } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { FleetMetrics } from '../metrics.js';
 import { newSessionId } from '../session-id.js';
 import type { SessionRecord, SessionStore, TransportKind } from '../store/session-store.js';
 import type { JsonValue, ServerFactory, SessionContext, SessionData } from '../types.js';
@@ -27,6 +28,7 @@ export interface SessionHostDeps {
   maxLive: number;
   liveIdleMs: number;
   logger: Logger;
+  metrics: FleetMetrics;
   dataFor(sessionId: string): SessionData<JsonValue>;
   /** Delivers a message that belongs to no request (see {@link TransportHooks.sendStandalone}). */
   sendStandalone(session: LiveSession, message: JSONRPCMessage): Promise<void>;
@@ -110,6 +112,7 @@ export class SessionHost {
       throw storeUnavailable(err);
     }
     this.live.set(record.id, session);
+    this.deps.metrics.sessionCreated('streamable-http');
     return { session, response };
   }
 
@@ -132,7 +135,9 @@ export class SessionHost {
     }
     let pending = this.hydrating.get(sessionId);
     if (!pending) {
-      pending = this.hydrate(sessionId).finally(() => this.hydrating.delete(sessionId));
+      pending = this.deps.metrics
+        .hydration(this.hydrate(sessionId))
+        .finally(() => this.hydrating.delete(sessionId));
       this.hydrating.set(sessionId, pending);
     }
     const session = await pending;

@@ -33,19 +33,24 @@ export function createHandler(
     [opts.path, { POST: handlePost, GET: handleGet, DELETE: handleDelete }],
     ...extra,
   ]);
+  const fail: typeof sendError = (res, err, headers) => {
+    rt.parts.metrics.errorResponse(err);
+    sendError(res, err, headers);
+  };
 
   return (req, res, next) => {
     const path = pathOf(req.url);
     const methods = routes.get(path);
     if (!methods) {
       if (next) return next();
-      sendError(res, new FleetError('NOT_FOUND', 'Not Found'));
+      fail(res, new FleetError('NOT_FOUND', 'Not Found'));
       return;
     }
+    rt.parts.metrics.request(req, res, path);
     const route = methods[req.method ?? ''];
     if (!route) {
       req.resume();
-      sendError(res, new FleetError('METHOD_NOT_ALLOWED', 'Method Not Allowed'), {
+      fail(res, new FleetError('METHOD_NOT_ALLOWED', 'Method Not Allowed'), {
         allow: Object.keys(methods).join(', '),
       });
       return;
@@ -55,7 +60,7 @@ export function createHandler(
         rt.parts.logger.error({ err, path, method: req.method }, 'request failed');
       }
       req.resume();
-      sendError(res, err);
+      fail(res, err);
     });
   };
 }

@@ -147,6 +147,7 @@ export class LegacyHost {
       throw new FleetError('SHUTTING_DOWN', 'Server is shutting down');
     }
     this.sessions.set(record.id, session);
+    this.rt.parts.metrics.sessionCreated('sse');
     // Also runs at once when the client already went away during the setup above.
     sink.onceClosed(() => void this.end(session, 'stream closed'));
     sink.open();

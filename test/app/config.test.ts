@@ -34,6 +34,7 @@ describe('configuration', () => {
       logLevel: 'info',
       allowedHosts: undefined,
       allowedOrigins: undefined,
+      metricsEnabled: true,
     });
   });
 
@@ -53,6 +54,7 @@ describe('configuration', () => {
       LOG_LEVEL: 'debug',
       MCP_ALLOWED_HOSTS: 'a.example:443, b.example:443',
       MCP_ALLOWED_ORIGINS: 'https://a.example',
+      METRICS_ENABLED: 'false',
     });
     assert.deepEqual(c, {
       environment: 'production',
@@ -67,6 +69,7 @@ describe('configuration', () => {
       logLevel: 'debug',
       allowedHosts: ['a.example:443', 'b.example:443'],
       allowedOrigins: ['https://a.example'],
+      metricsEnabled: false,
     });
   });
 
@@ -94,6 +97,7 @@ describe('configuration', () => {
     [{ ENVIRONMENT: 'staging' }, /ENVIRONMENT: expected one of development, production \(got "staging"\)/],
     [{ LOG_LEVEL: 'verbose' }, /LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent/],
     [{ SESSION_TTL_SECONDS: '0' }, /SESSION_TTL_SECONDS: expected an integer from 10 to/],
+    [{ METRICS_ENABLED: 'yes' }, /METRICS_ENABLED: expected true, false, 1 or 0 \(got "yes"\)/],
     [
       { DATABASE_URL: 'mysql://u@h/db' },
       /DATABASE_URL: expected a URL starting with postgres:\/\/ or postgresql:\/\//,

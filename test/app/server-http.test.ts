@@ -101,6 +101,16 @@ describe('reference server over HTTP (in-memory sessions, anonymous)', () => {
     assert.equal((await fetch(`${server.url}/nope`)).status, 404);
   });
 
+  it('serves Prometheus metrics: process and fleet', async () => {
+    assert.equal((await raw(server.url, '/mcp', { method: 'POST', body: INIT })).status, 200);
+    const res = await fetch(`${server.url}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
+    const body = await res.text();
+    assert.match(body, /^mcp_fleet_http_requests_total\{method="POST",path_kind="mcp",status="200"\} \d+$/m);
+    assert.match(body, /^process_cpu_user_seconds_total /m);
+  });
+
   it('serves every tool over Streamable HTTP', async () => {
     const c = await client(server.url);
     try {
