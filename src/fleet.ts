@@ -12,6 +12,7 @@ import { SessionHost } from './host/session-host.js';
 import { StreamRouter } from './host/stream-router.js';
 import { FleetMetrics } from './metrics.js';
 import { resolveOptions } from './options.js';
+import { assertSessionId } from './session-id.js';
 import { RedisKeys } from './redis/keys.js';
 import { Runtime } from './runtime.js';
 import { createSessionData } from './session-data.js';
@@ -67,11 +68,10 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   const store: SessionStore = redis
     ? new RedisSessionStore(redis, keys, ttl, timeout)
     : new MemorySessionStore(ttl);
-  const bus: MessageBus = metrics.bus(
-    redis
-      ? new RedisBus(redis, keys, { ...timeout, onError })
-      : new MemoryBus(new MemoryBusHub(), { onError }),
-  );
+  const rawBus = redis
+    ? new RedisBus(redis, keys, { ...timeout, onError })
+    : new MemoryBus(new MemoryBusHub(), { onError });
+  const bus: MessageBus = metrics.bus(rawBus);
   const registry: StreamRegistry = redis
     ? new RedisStreamRegistry(redis, keys, { ...timeout, heartbeatTtlMs })
     : new MemoryStreamRegistry({ heartbeatTtlMs });
@@ -127,19 +127,18 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   });
   if (redis) rt.storeGate = () => waitReady(redis, opts.redisCommandTimeoutMs);
 
-  let busUp = false;
-  const subscribed = bus
+  // Subscribed right now: false until the first subscription (Redis may be down at start; the bus
+  // waits for it) and again while the subscriber reconnects, so a readiness probe takes us out then.
+  const busUp = (): boolean => rawBus.isUp();
+  bus
     .start(opts.instanceId, (m) => rt.onBus(m))
-    .then(() => {
-      busUp = true;
+    .catch((err: unknown) => {
+      // Rejects only when closed before subscribing, or when the client's retryStrategy gave up.
+      if (!rt.closing) logger.error({ err }, 'message bus failed to start');
     });
-  const started = subscribed.catch((err: unknown) => {
-    // Subscriptions are retried by the driver; requests meanwhile still work where no bus is needed.
-    logger.error({ err }, 'message bus failed to start');
-  });
 
-  // Legacy sessions are reachable only over the bus: no stream is opened before it is subscribed.
-  const legacy = legacyRoutes(rt, subscribed);
+  // Legacy sessions are reachable only over the bus: no stream is opened (503) while it is down.
+  const legacy = legacyRoutes(rt, busUp);
   const handler = createHandler(
     rt,
     options.authenticate as FleetOptions<JsonValue>['authenticate'],
@@ -154,7 +153,10 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   const fleet: Fleet<T> = {
     handler,
     instanceId: opts.instanceId,
-    sessionData: dataFor,
+    sessionData(sessionId: string): SessionData<T> {
+      assertSessionId(sessionId); // a malformed id never reaches the store (nor breaks a hash tag)
+      return dataFor(sessionId);
+    },
     async health(): Promise<FleetHealth> {
       const [sessions, transportSessions] = await Promise.all([
         store.count().catch(() => null),
@@ -170,7 +172,7 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
     },
     async ready(): Promise<boolean> {
       // Not ready until subscribed: answers and forwarded messages for this instance would be lost.
-      if (rt.closing || !busUp) return false;
+      if (rt.closing || !busUp()) return false;
       try {
         await store.ping();
         return true;
@@ -182,11 +184,11 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
       closing ??= (async () => {
         rt.closing = true;
         try {
-          await started;
+          // Not waiting for the bus to start: it may wait for Redis forever; bus.close() ends that.
           // Clients resume their streams on other instances (the retry hint says when).
           await streams.drain(opts.sseRetryMs);
           await legacy.close();
-          await host.close();
+          await host.close(opts.shutdownGraceMs);
         } finally {
           await Promise.allSettled([bus.close(), log?.close(), registry.close(), store.close()]);
           if (ownsRedis) redis?.disconnect();
@@ -205,15 +207,23 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
 function waitReady(redis: Redis, timeoutMs: number): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve();
   if (redis.status === 'end') return Promise.reject(storeUnavailable(new Error('Redis connection closed')));
+  // One shared wait per connection, however many requests arrive while it (re)connects.
+  let readyWait = readyWaits.get(redis);
+  if (!readyWait) {
+    readyWait = new Promise<void>((resolve) => redis.once('ready', resolve)).finally(() =>
+      readyWaits.delete(redis),
+    );
+    readyWaits.set(redis, readyWait);
+  }
   return new Promise((resolve, reject) => {
-    const onReady = () => {
-      clearTimeout(timer);
-      resolve();
-    };
     const timer = setTimeout(() => {
-      redis.off('ready', onReady);
       reject(storeUnavailable(new Error(`Redis not connected (${redis.status})`)));
     }, timeoutMs);
-    redis.once('ready', onReady);
+    void readyWait.then(() => {
+      clearTimeout(timer);
+      resolve();
+    });
   });
 }
+
+const readyWaits = new WeakMap<Redis, Promise<void>>();

@@ -24,6 +24,7 @@ export interface ResolvedOptions {
   redisCommandTimeoutMs: number;
   legacyPostTimeoutMs: number;
   streamHeartbeatMs: number;
+  shutdownGraceMs: number;
   allowedHosts: string[];
   allowedOrigins: string[];
   logger: Logger;
@@ -53,6 +54,7 @@ export function resolveOptions<T extends JsonValue>(o: FleetOptions<T>): Resolve
     redisCommandTimeoutMs: o.redisCommandTimeoutMs ?? 2000,
     legacyPostTimeoutMs: o.legacyPostTimeoutMs ?? 5000,
     streamHeartbeatMs: o.streamHeartbeatMs ?? 10_000,
+    shutdownGraceMs: o.shutdownGraceMs ?? 5000,
     allowedHosts: o.allowedHosts ?? [],
     allowedOrigins: o.allowedOrigins ?? [],
     logger: o.logger ?? silentLogger,

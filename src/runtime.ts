@@ -5,6 +5,7 @@ import type {
   RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
 import { LoggingLevelSchema } from '@modelcontextprotocol/sdk/types.js';
+import { FleetError } from './errors.js';
 import type { BusMessage, MessageBus } from './bus/message-bus.js';
 import type { EventLog } from './events/event-log.js';
 import type { LiveSession } from './host/live-session.js';
@@ -93,18 +94,43 @@ export class Runtime {
   }
 
   /**
-   * Shares session-wide state changes before the request is handled, so that once the client has
-   * its answer every instance applies them: `logging/setLevel` and resource subscriptions go to the
-   * record and are broadcast to the live copies elsewhere.
+   * Makes session-wide state changes stick on every instance: once the SDK has answered
+   * `logging/setLevel` or `resources/(un)subscribe` successfully — and before the client sees the
+   * answer — the change is written to the record and broadcast to the live copies elsewhere. A failed
+   * write turns the answer into an error. Throws a 400 for subscriptions beyond the limits.
    */
-  async prepare(session: LiveSession, messages: JSONRPCMessage[]): Promise<void> {
+  prepare(session: LiveSession, messages: JSONRPCMessage[]): void {
     for (const m of messages) {
       if (!isRequest(m)) continue;
-      if (m.method === 'logging/setLevel') await this.shareLogLevel(session, m.params?.level);
-      else if (m.method === 'resources/subscribe' || m.method === 'resources/unsubscribe') {
-        await this.shareSubscription(session, m.method, m.params?.uri);
+      if (m.method === 'logging/setLevel') {
+        const parsed = LoggingLevelSchema.safeParse(m.params?.level);
+        if (!parsed.success) continue; // the SDK answers the client with the validation error
+        this.afterSuccess(session, m.id, () => this.shareLogLevel(session, parsed.data));
+      } else if (m.method === 'resources/subscribe' || m.method === 'resources/unsubscribe') {
+        const uri = m.params?.uri;
+        if (typeof uri !== 'string') continue; // the SDK answers with the validation error
+        const subscribe = m.method === 'resources/subscribe';
+        if (subscribe) checkSubscription(session, uri);
+        this.afterSuccess(session, m.id, () => this.shareSubscription(session, subscribe, uri));
       }
     }
+  }
+
+  private afterSuccess(session: LiveSession, id: RequestId, persist: () => Promise<void>): void {
+    session.transport.whenAnswered(id, async (response) => {
+      if (!('result' in response)) return response;
+      try {
+        await persist();
+        return response;
+      } catch (err) {
+        this.onError(asError(err), session.id);
+        return {
+          jsonrpc: '2.0',
+          id,
+          error: { code: -32603, message: 'Session store unavailable: change not saved' },
+        };
+      }
+    });
   }
 
   /** Handles a message from the bus. */
@@ -121,7 +147,7 @@ export class Runtime {
         this.parts.streams.dropSession(sid);
         return;
       case 'answer': {
-        this.deliverAnswer(msg.message as JSONRPCMessage);
+        this.deliverAnswer(sid, msg.message as JSONRPCMessage);
         return;
       }
       case 'cancel': {
@@ -164,7 +190,7 @@ export class Runtime {
       return;
     }
     if (issuer === this.instanceId) {
-      this.deliverAnswer(message);
+      this.deliverAnswer(sessionId, message);
       return;
     }
     this.parts.metrics.forwardedAnswer();
@@ -180,21 +206,27 @@ export class Runtime {
       .catch((e: unknown) => this.onError(asError(e), sessionId));
   }
 
-  private deliverAnswer(message: JSONRPCMessage): void {
+  /** Hands an answer to the request waiting for it — only if it came from that request's session. */
+  private deliverAnswer(sessionId: string, message: JSONRPCMessage): void {
     const { outgoing } = this.parts;
     if (isResponse(message)) {
-      const entry = message.id === null ? undefined : outgoing.take(String(message.id));
-      if (!entry) {
-        this.onError(new Error(`response ${String(message.id)} for a request nobody waits for; dropped`));
+      const wireId = message.id === null || message.id === undefined ? '' : String(message.id);
+      const entry = outgoing.peek(wireId);
+      if (!entry || entry.owner.sessionId !== sessionId) {
+        this.onError(
+          new Error(`response ${wireId} for a request nobody in this session waits for; dropped`),
+          sessionId,
+        );
         return;
       }
+      outgoing.take(wireId);
       entry.owner.receive({ ...message, id: entry.originalId });
       return;
     }
     if (isNotification(message) && message.method === 'notifications/progress') {
       const token = String(message.params?.progressToken);
       const entry = outgoing.peek(token);
-      if (!entry) return;
+      if (!entry || entry.owner.sessionId !== sessionId) return;
       entry.owner.receive({
         ...message,
         params: { ...message.params, progressToken: entry.originalId },
@@ -202,33 +234,44 @@ export class Runtime {
     }
   }
 
-  private shareLogLevel(session: LiveSession, level: unknown): void {
-    const parsed = LoggingLevelSchema.safeParse(level);
-    if (!parsed.success) return; // the SDK answers the client with the validation error
-    session.record = { ...session.record, logLevel: parsed.data };
-    const { store, bus } = this.parts;
-    void store
-      .update(session.id, { logLevel: parsed.data })
-      .then(() =>
-        bus.broadcast({ t: 'setLevel', sid: session.id, level: parsed.data, from: this.instanceId }),
-      )
-      .catch((e: unknown) => this.onError(asError(e), session.id));
+  private async shareLogLevel(session: LiveSession, level: LoggingLevel): Promise<void> {
+    await this.parts.store.update(session.id, { logLevel: level });
+    session.record = { ...session.record, logLevel: level };
+    await this.parts.bus
+      .broadcast({ t: 'setLevel', sid: session.id, level, from: this.instanceId })
+      .catch((e: unknown) => this.onError(asError(e), session.id)); // stored: a hydration still sees it
   }
 
-  private shareSubscription(session: LiveSession, method: string, uri: unknown): void {
-    if (typeof uri !== 'string') return;
+  private async shareSubscription(session: LiveSession, subscribe: boolean, uri: string): Promise<void> {
     const current = new Set(session.record.subscriptions ?? []);
-    if (method === 'resources/subscribe') current.add(uri);
+    if (subscribe) current.add(uri);
     else current.delete(uri);
     const subscriptions = [...current];
+    await this.parts.store.update(session.id, { subscriptions });
     session.record = { ...session.record, subscriptions };
-    const { store, bus } = this.parts;
-    void store
-      .update(session.id, { subscriptions })
-      .then(() =>
-        bus.broadcast({ t: 'subscriptions', sid: session.id, subscriptions, from: this.instanceId }),
-      )
+    await this.parts.bus
+      .broadcast({ t: 'subscriptions', sid: session.id, subscriptions, from: this.instanceId })
       .catch((e: unknown) => this.onError(asError(e), session.id));
+  }
+}
+
+/** Most resource subscriptions one session may hold, and the longest URI (each is replayed on hydration). */
+export const MAX_SUBSCRIPTIONS = 256;
+export const MAX_SUBSCRIPTION_URI = 2048;
+
+function checkSubscription(session: LiveSession, uri: string): void {
+  if (uri.length > MAX_SUBSCRIPTION_URI) {
+    throw new FleetError(
+      'INVALID_REQUEST',
+      `Invalid Request: resource URI longer than ${MAX_SUBSCRIPTION_URI}`,
+    );
+  }
+  const subs = session.record.subscriptions ?? [];
+  if (subs.length >= MAX_SUBSCRIPTIONS && !subs.includes(uri)) {
+    throw new FleetError(
+      'INVALID_REQUEST',
+      `Invalid Request: more than ${MAX_SUBSCRIPTIONS} resource subscriptions`,
+    );
   }
 }
 

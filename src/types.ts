@@ -131,6 +131,11 @@ export interface FleetOptions<T extends JsonValue = JsonValue> {
   legacyPostTimeoutMs?: number;
   /** How often an instance renews the records of the streams it holds (they expire after 3×). @default 10_000 */
   streamHeartbeatMs?: number;
+  /**
+   * `close()` waits this long for running handlers to answer on their open POST streams; requests
+   * still unanswered then get a JSON-RPC error. @default 5000
+   */
+  shutdownGraceMs?: number;
   /** Allowed `Host` header values (DNS-rebinding protection); empty → not checked. @default [] */
   allowedHosts?: string[];
   /** Allowed `Origin` header values; empty → not checked. A present, unlisted Origin → 403. @default [] */

@@ -61,6 +61,11 @@ export class MemoryBus implements MessageBus {
     private readonly opts: MemoryBusOptions = {},
   ) {}
 
+  /** True between {@link start} and {@link close} (an in-process hub never loses a subscription). */
+  isUp(): boolean {
+    return this.leave !== undefined && !this.closed;
+  }
+
   /** {@inheritDoc MessageBus.start} */
   async start(instanceId: string, onMessage: (message: BusMessage) => void): Promise<void> {
     if (this.closed) throw new Error('MemoryBus is closed');

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { storeUnavailable } from '../errors.js';
 import { call, DEFAULT_COMMAND_TIMEOUT_MS } from '../redis/call.js';
 import type { RedisKeys } from '../redis/keys.js';
 import type { BusMessage, MessageBus } from './message-bus.js';
@@ -22,11 +23,17 @@ export interface RedisBusOptions {
  * {@link MessageBus} over Redis pub/sub: PUBLISH on the caller's client, SUBSCRIBE on a duplicate of
  * it (a connection in subscriber mode can do nothing else). Only the duplicate is closed by
  * {@link close}. Channels: `keys.instanceChannel(id)` and `keys.broadcastChannel()`; messages are JSON.
+ *
+ * The subscriber never gives up while Redis is away: {@link start} waits until the first subscription
+ * is confirmed, however long that takes, and after every reconnect the channels are subscribed again.
+ * {@link isUp} tells whether they are subscribed right now.
  */
 export class RedisBus implements MessageBus {
   private readonly timeoutMs: number;
   private subscriber: Redis | undefined;
   private closing: Promise<void> | undefined;
+  /** The subscriber's current connection has confirmed the subscription of both channels. */
+  private subscribed = false;
 
   constructor(
     private readonly redis: Redis,
@@ -36,16 +43,42 @@ export class RedisBus implements MessageBus {
     this.timeoutMs = opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
   }
 
-  /** {@inheritDoc MessageBus.start} */
+  /**
+   * True while this instance's channels are subscribed: false before {@link start} resolved, while the
+   * subscriber connection is lost or reconnecting (messages sent meanwhile find no receiver), and
+   * after {@link close}.
+   */
+  isUp(): boolean {
+    return this.subscribed && !this.closing;
+  }
+
+  /**
+   * {@inheritDoc MessageBus.start}
+   * While Redis is unreachable this waits (unbounded) for it; it rejects only when the bus is closed
+   * first, or when the client's `retryStrategy` stops reconnecting.
+   */
   async start(instanceId: string, onMessage: (message: BusMessage) => void): Promise<void> {
     if (this.closing) throw new Error('RedisBus is closed');
     if (this.subscriber) throw new Error('RedisBus is already started');
-    // The duplicate inherits the caller's options: with `enableOfflineQueue: false` (createFleet's own
-    // client) a SUBSCRIBE sent before the new connection is ready fails at once and is never retried.
-    const sub = this.redis.duplicate({ enableOfflineQueue: true });
+    // The duplicate would inherit the caller's options. createFleet's own client has no offline queue
+    // and `maxRetriesPerRequest: 1`: a SUBSCRIBE sent before the connection is ready would fail for
+    // good. Here commands wait for the connection, and are resent after a reconnect, without limit.
+    const sub = this.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
     this.subscriber = sub;
+    const channels = [this.keys.instanceChannel(instanceId), this.keys.broadcastChannel()];
     // Without a listener ioredis prints connection errors itself; they are expected while Redis is away.
     sub.on('error', (err: unknown) => this.opts.onError?.(err));
+    // 'close' is emitted on every lost connection, before ioredis reconnects (or ends).
+    sub.on('close', () => {
+      this.subscribed = false;
+    });
+    // After a reconnect ioredis resubscribes by itself (autoResubscribe) but does not tell when Redis
+    // confirmed it; a SUBSCRIBE of our own, sent behind it on the same connection, does.
+    sub.on('ready', () => {
+      this.subscribe(sub, channels).catch((err: unknown) => {
+        if (!this.closing) this.opts.onError?.(err);
+      });
+    });
     sub.on('message', (channel: string, payload: string) => {
       if (this.closing) return;
       const message = parseMessage(payload);
@@ -62,15 +95,23 @@ export class RedisBus implements MessageBus {
       }
     });
     try {
-      await call(
-        sub.subscribe(this.keys.instanceChannel(instanceId), this.keys.broadcastChannel()),
-        this.timeoutMs,
-      );
+      // Not bounded: queued until Redis is reachable (it may be down while this instance starts).
+      await this.subscribe(sub, channels);
     } catch (err) {
-      this.subscriber = undefined;
+      if (this.closing) throw new Error('RedisBus was closed before it was subscribed', { cause: err });
+      // Only when the client's retryStrategy gave up: this connection will never come back.
+      if (this.subscriber === sub) this.subscriber = undefined;
       sub.disconnect();
-      throw err;
+      throw storeUnavailable(err);
     }
+  }
+
+  /** SUBSCRIBEs both channels; marks the bus up when the reply came on the still-current connection. */
+  private async subscribe(sub: Redis, channels: string[]): Promise<void> {
+    await sub.subscribe(...channels);
+    // Replies are read from the current connection, so a reply while 'ready' means subscribed now;
+    // a connection lost since then has set its status already (its 'close' clears the flag).
+    if (this.subscriber === sub && sub.status === 'ready' && !this.closing) this.subscribed = true;
   }
 
   /** {@inheritDoc MessageBus.send} */
@@ -86,21 +127,28 @@ export class RedisBus implements MessageBus {
     await call(this.redis.publish(this.keys.broadcastChannel(), JSON.stringify(message)), this.timeoutMs);
   }
 
-  /** Closes the subscriber connection (never the caller's client). Idempotent, bounded by the timeout. */
+  /**
+   * Closes the subscriber connection (never the caller's client). Idempotent, bounded by the timeout;
+   * a {@link start} still waiting for Redis rejects.
+   */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;
   }
 
   private async shutdown(): Promise<void> {
+    this.subscribed = false;
     const sub = this.subscriber;
     this.subscriber = undefined;
     if (!sub) return;
     try {
-      await call(sub.quit(), this.timeoutMs);
+      // Not connected (Redis away, or still connecting): nobody to say goodbye to, and a QUIT would
+      // only wait in the offline queue.
+      if (sub.status === 'ready') await call(sub.quit(), this.timeoutMs);
     } catch {
       // Redis is unreachable: there is nobody to say goodbye to; disconnect() below ends it anyway.
     } finally {
+      // Also rejects a SUBSCRIBE still waiting for a connection (start() then rejects).
       sub.disconnect();
     }
   }

@@ -16,6 +16,8 @@ export interface EventLog {
   readAfter(sessionId: string, streamId: string, afterSeq: number): Promise<StoredEvent[]>;
   /** Highest sequence number written to the stream (0 when none). */
   lastSeq(sessionId: string, streamId: string): Promise<number>;
+  /** Extends the TTL of logs whose streams are held open (a quiet stream must not lose its log). */
+  touch(streams: Array<{ sessionId: string; streamId: string }>): Promise<void>;
   /** Removes a stream's log. */
   delete(sessionId: string, streamId: string): Promise<void>;
   close(): Promise<void>;

@@ -74,6 +74,15 @@ export class MemoryEventLog implements EventLog {
     return this.live(logKey(sessionId, streamId))?.lastSeq ?? 0;
   }
 
+  /** {@inheritDoc EventLog.touch} */
+  async touch(streams: Array<{ sessionId: string; streamId: string }>): Promise<void> {
+    const expiresAt = this.now() + this.ttlMs;
+    for (const s of streams) {
+      const log = this.live(logKey(s.sessionId, s.streamId));
+      if (log) log.expiresAt = expiresAt;
+    }
+  }
+
   /** {@inheritDoc EventLog.delete} */
   async delete(sessionId: string, streamId: string): Promise<void> {
     this.logs.delete(logKey(sessionId, streamId));

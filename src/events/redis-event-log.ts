@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { call, DEFAULT_COMMAND_TIMEOUT_MS } from '../redis/call.js';
+import { call, DEFAULT_COMMAND_TIMEOUT_MS, execPipeline } from '../redis/call.js';
 import type { RedisKeys } from '../redis/keys.js';
 import { defineLuaScript, type LuaScript } from '../redis/lua-script.js';
 import type { EventLog, StoredEvent } from './event-log.js';
@@ -46,6 +46,14 @@ export class RedisEventLog implements EventLog {
       append: defineLuaScript(redis, 'append-events'),
       lastSeq: defineLuaScript(redis, 'last-event-seq'),
     };
+  }
+
+  /** {@inheritDoc EventLog.touch} One pipelined round trip of `PEXPIRE`s (missing logs stay missing). */
+  async touch(streams: Array<{ sessionId: string; streamId: string }>): Promise<void> {
+    if (streams.length === 0) return;
+    const p = this.redis.pipeline();
+    for (const s of streams) p.pexpire(this.keys.events(s.sessionId, s.streamId), this.ttlMs);
+    await execPipeline(p, this.timeoutMs);
   }
 
   /** {@inheritDoc EventLog.append} */

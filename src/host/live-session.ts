@@ -11,9 +11,11 @@ export type AnyProtocol = Protocol<Request, Notification, Result>;
 export class LiveSession {
   /** Streams whose messages this instance produces, by stream id. */
   readonly streams = new Map<string, OutboundStream>();
-  lastUsed = Date.now();
-  /** Requests being processed right now (an evicted busy session is closed only when idle). */
-  busy = 0;
+  /**
+   * Requests holding this copy between acquiring it and handing their messages over. An evicted copy
+   * is closed only once it has no leases and nothing in flight.
+   */
+  leases = 0;
 
   constructor(
     public record: SessionRecord,
@@ -27,7 +29,19 @@ export class LiveSession {
 
   /** Closes the user's server (and with it our transport). Safe to call twice. */
   async close(): Promise<void> {
-    for (const s of this.streams.values()) this.transport.unbindAll(s);
+    // Requests still unanswered get an error rather than a stream that never ends.
+    for (const s of this.streams.values()) {
+      const pending = [...s.pending];
+      this.transport.unbindAll(s);
+      pending.forEach(
+        (id, i) =>
+          void s.push(
+            { jsonrpc: '2.0', id, error: { code: -32603, message: 'Server is shutting down' } },
+            i === pending.length - 1,
+          ),
+      );
+      if (pending.length === 0) void s.end();
+    }
     this.streams.clear();
     await this.protocol.close();
   }

@@ -121,27 +121,59 @@ export class SessionHost {
    * and confirm it still exists) or a fresh copy hydrated from the store. Another principal's session
    * is reported exactly like an unknown one.
    */
-  async acquire(sessionId: string, principal: string): Promise<LiveSession> {
+  async acquire(
+    sessionId: string,
+    principal: string,
+    opts: { replayInitialized?: boolean } = {},
+  ): Promise<LiveSession> {
     this.assertOpen();
+    // A copy evicted (and closed) while this request waited for the store is not used: hydrate again.
+    for (let attempt = 0; ; attempt++) {
+      const session = await this.leaseOnce(sessionId, principal, opts.replayInitialized ?? true);
+      if (!session.transport.isClosed) return session;
+      this.release(session);
+      if (attempt >= 2) throw new FleetError('INTERNAL', 'session copy closed while acquiring it');
+    }
+  }
+
+  /** Ends a lease taken by {@link acquire} (once the request's messages are handed over). */
+  release(session: LiveSession): void {
+    if (session.leases > 0) session.leases--;
+  }
+
+  private async leaseOnce(
+    sessionId: string,
+    principal: string,
+    replayInitialized: boolean,
+  ): Promise<LiveSession> {
     const cached = this.live.get(sessionId);
     if (cached) {
       if (cached.record.principal !== principal) throw notFound();
-      if (!(await this.deps.store.touch(sessionId))) {
+      cached.leases++;
+      let alive: boolean;
+      try {
+        alive = await this.deps.store.touch(sessionId);
+      } catch (err) {
+        cached.leases--;
+        throw err;
+      }
+      if (!alive) {
+        cached.leases--;
         this.drop(sessionId);
         throw notFound();
       }
-      cached.lastUsed = Date.now();
       return cached;
     }
     let pending = this.hydrating.get(sessionId);
     if (!pending) {
       pending = this.deps.metrics
-        .hydration(this.hydrate(sessionId))
+        .hydration(this.hydrate(sessionId, replayInitialized))
         .finally(() => this.hydrating.delete(sessionId));
       this.hydrating.set(sessionId, pending);
     }
     const session = await pending;
     if (session.record.principal !== principal) throw notFound();
+    session.leases++;
     return session;
   }
 
@@ -187,15 +219,19 @@ export class SessionHost {
   }
 
   /** Closes every local copy (sessions live on in the store). */
-  async close(): Promise<void> {
+  async close(graceMs = 0): Promise<void> {
     this.closed = true;
+    // Let running handlers finish (their answers go out on their open POST streams), within a bound.
+    const deadline = Date.now() + graceMs;
+    const busy = () => [...this.live.values(), ...this.lingering].some((s) => s.transport.inFlight > 0);
+    while (busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
     const sessions = [...this.live.values(), ...this.lingering];
     this.live.clear();
     this.lingering.clear();
     await Promise.allSettled(sessions.map((s) => s.close()));
   }
 
-  private async hydrate(sessionId: string): Promise<LiveSession> {
+  private async hydrate(sessionId: string, replayInitialized: boolean): Promise<LiveSession> {
     const record = await this.deps.store.load(sessionId);
     // A legacy HTTP+SSE session lives only on the instance holding its stream: never a Streamable copy.
     if (!record || record.transport !== 'streamable-http') throw notFound();
@@ -214,7 +250,8 @@ export class SessionHost {
         `server factory rejected the stored initialize: ${init.error.message}`,
       );
     }
-    session.transport.receive({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    // Skipped when the message that caused the hydration is the client's own `initialized`.
+    if (replayInitialized) session.transport.receive({ jsonrpc: '2.0', method: 'notifications/initialized' });
     if (record.logLevel) {
       await session.transport.call({
         jsonrpc: '2.0',
@@ -277,13 +314,14 @@ export class SessionHost {
 
   /** Closes an evicted copy once it has nothing in flight (a running handler keeps its copy alive). */
   private retire(session: LiveSession): void {
-    if (session.transport.inFlight === 0) {
+    const idle = () => session.transport.inFlight === 0 && session.leases === 0;
+    if (idle()) {
       void session.close().catch((e: unknown) => this.deps.onError(asError(e), session.id));
       return;
     }
     this.lingering.add(session);
     const timer = setInterval(() => {
-      if (session.transport.inFlight > 0 && !this.closed) return;
+      if (!idle() && !this.closed) return;
       clearInterval(timer);
       this.lingering.delete(session);
       void session.close().catch((e: unknown) => this.deps.onError(asError(e), session.id));

@@ -74,9 +74,15 @@ export class HeldStream implements StreamSink {
       this.again = true;
       return;
     }
-    this.pulling = this.readLoop().finally(() => {
-      this.pulling = undefined;
-    });
+    this.pulling = this.readLoop()
+      .catch((err: unknown) => {
+        this.onError(new Error(`stream ${this.streamId} replay failed`, { cause: err }));
+        this.sink.disconnect(1000); // the client resumes from its last event id
+        this.finish();
+      })
+      .finally(() => {
+        this.pulling = undefined;
+      });
   }
 
   private async readLoop(): Promise<void> {
@@ -120,7 +126,7 @@ export class HeldStream implements StreamSink {
 /** Producer-side sink of a stream held by another instance: the log has the data, the holder is woken. */
 class RemoteSink implements StreamSink {
   private scheduled = false;
-  closed = false;
+  readonly closed = false;
 
   constructor(
     private readonly bus: MessageBus,
@@ -144,10 +150,11 @@ class RemoteSink implements StreamSink {
   }
 
   async wake(): Promise<void> {
-    const n = await this.bus
+    // A lost wake-up (holder's subscriber reconnecting, holder gone) is not final: the next message
+    // wakes again, the holder's heartbeat re-reads the log, and a resuming client takes over anew.
+    await this.bus
       .send(this.holder, { t: 'wake', sid: this.sessionId, streamId: this.streamId })
       .catch(() => 0);
-    if (n === 0) this.closed = true; // holder gone; the client resumes elsewhere and takes over again
   }
 }
 
@@ -225,7 +232,12 @@ export class StreamRouter {
   async openStandalone(sessionId: string, sink: SseSink, priming: boolean): Promise<void> {
     const key = keyOf(sessionId, STANDALONE_STREAM_ID);
     const existing = await this.deps.registry.get(sessionId, STANDALONE_STREAM_ID);
-    if (existing || this.held.has(key)) {
+    // A record whose holder died lingers until its heartbeat TTL: ask the holder before refusing.
+    const holderAlive =
+      existing !== undefined &&
+      existing.instanceId !== this.deps.instanceId &&
+      (await this.deps.bus.send(existing.instanceId, { t: 'noop' }).catch(() => 1)) > 0;
+    if (this.held.has(key) || holderAlive) {
       throw new FleetError('CONFLICT', 'Conflict: Only one SSE stream is allowed per session');
     }
     const from = this.deps.log ? await this.deps.log.lastSeq(sessionId, STANDALONE_STREAM_ID) : 0;
@@ -278,6 +290,10 @@ export class StreamRouter {
       }
       held.pull();
       return;
+    }
+    // A cursor beyond what the log holds is not this stream's (or its log expired): 404.
+    if (afterSeq > (await this.deps.log.lastSeq(sessionId, streamId))) {
+      throw new FleetError('SESSION_NOT_FOUND', 'Unknown stream');
     }
     const held = await this.hold(sessionId, streamId, sink, afterSeq);
     sink.open();
@@ -421,6 +437,13 @@ export class StreamRouter {
     } catch (err) {
       this.deps.onError(new Error('stream heartbeat failed', { cause: err }));
       return;
+    }
+    // Catch up on anything whose wake-up was lost, and keep quiet streams' logs from expiring.
+    for (const h of this.held.values()) h.pull();
+    if (this.deps.log) {
+      await this.deps.log.touch(streams).catch((err: unknown) => {
+        this.deps.onError(new Error('event log refresh failed', { cause: err }));
+      });
     }
     // A client holding a stream is using its session: keep it alive, and end streams of sessions
     // that are gone (expired at their absolute lifetime, or deleted while the broadcast was missed).

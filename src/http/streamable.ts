@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
+  InitializeRequestSchema,
   JSONRPCMessageSchema,
   SUPPORTED_PROTOCOL_VERSIONS,
   DEFAULT_NEGOTIATED_PROTOCOL_VERSION,
@@ -12,11 +13,11 @@ import { assertSessionId } from '../session-id.js';
 import type { Runtime } from '../runtime.js';
 import type { Principal } from '../types.js';
 import { decodeEventId, encodeEventId, newStreamId } from '../transport/event-id.js';
-import { isRequest } from '../transport/jsonrpc.js';
+import { isNotification, isRequest } from '../transport/jsonrpc.js';
+import type { LiveSession } from '../host/live-session.js';
 import { OutboundStream } from '../transport/outbound-stream.js';
 import { accepts, isJsonContentType, readBody } from './body.js';
 import { JsonSink } from './json-sink.js';
-import { sendError } from './respond.js';
 import { SseSink } from './sse-sink.js';
 
 const MAX_BATCH = 100;
@@ -101,13 +102,42 @@ export async function handlePost(
     if (messages.length > 1) {
       throw new FleetError('INVALID_REQUEST', 'Invalid Request: Only one initialization request is allowed');
     }
+    if (!InitializeRequestSchema.safeParse(init).success) {
+      throw new FleetError(
+        'INVALID_REQUEST',
+        'Invalid Request: initialize needs protocolVersion, capabilities and clientInfo',
+      );
+    }
     await handleInitialize(rt, res, principal, init, extra);
     return;
   }
 
   const sessionId = sessionIdOf(req);
   const version = protocolVersionOf(req);
-  const session = await rt.parts.host.acquire(sessionId, principal.id);
+  // The client's own `initialized` must not be preceded by a replayed one on a cold instance.
+  const replayInitialized = !messages.some(
+    (m) => isNotification(m) && m.method === 'notifications/initialized',
+  );
+  const session = await rt.parts.host.acquire(sessionId, principal.id, { replayInitialized });
+  try {
+    dispatch(rt, res, session, messages, batch, version, extra);
+  } finally {
+    rt.parts.host.release(session);
+  }
+}
+
+/** Hands a session's messages to its live copy and opens the answer (202, SSE stream or JSON body). */
+function dispatch(
+  rt: Runtime,
+  res: ServerResponse,
+  session: LiveSession,
+  messages: JSONRPCMessage[],
+  batch: boolean,
+  version: string,
+  extra: MessageExtraInfo,
+): void {
+  const opts = rt.parts.options;
+  const sessionId = session.id;
   const ids = new Set<unknown>();
   for (const m of messages) {
     if (!isRequest(m)) continue;
@@ -120,7 +150,7 @@ export async function handlePost(
     }
     ids.add(m.id);
   }
-  await rt.prepare(session, messages);
+  rt.prepare(session, messages);
 
   const requests = messages.filter(isRequest);
   if (requests.length === 0) {
@@ -202,32 +232,22 @@ export async function handleGet(
     throw new FleetError('NOT_ACCEPTABLE', 'Not Acceptable: Client must accept text/event-stream');
   }
   const sessionId = sessionIdOf(req);
-  protocolVersionOf(req);
+  const version = protocolVersionOf(req);
   const lastEventIdRaw = req.headers['last-event-id'];
   const lastEventId = Array.isArray(lastEventIdRaw) ? lastEventIdRaw[0] : lastEventIdRaw;
   const cursor = lastEventId !== undefined ? decodeEventId(lastEventId) : undefined;
-  await rt.parts.host.acquire(sessionId, principal.id);
+  // Validates the session and its principal (and refreshes its TTL); streams live in the router.
+  rt.parts.host.release(await rt.parts.host.acquire(sessionId, principal.id));
 
   const headers = { 'mcp-session-id': sessionId };
-  if (cursor) {
-    const sink = new SseSink(res, {
-      headers,
-      keepAliveMs: opts.keepAliveMs,
-      retryMs: opts.sseRetryMs,
-      deferHead: true,
-    });
-    await rt.parts.streams.resume(sessionId, cursor.streamId, cursor.seq, sink);
-    return;
-  }
-  const version = protocolVersionOf(req);
-  const resumable = opts.resumable;
   const sink = new SseSink(res, {
     headers,
     keepAliveMs: opts.keepAliveMs,
-    retryMs: resumable && version >= '2025-11-25' ? opts.sseRetryMs : undefined,
+    retryMs: opts.resumable && version >= '2025-11-25' ? opts.sseRetryMs : undefined,
     deferHead: true,
   });
-  await rt.parts.streams.openStandalone(sessionId, sink, resumable && version >= '2025-11-25');
+  if (cursor) await rt.parts.streams.resume(sessionId, cursor.streamId, cursor.seq, sink);
+  else await rt.parts.streams.openStandalone(sessionId, sink, opts.resumable && version >= '2025-11-25');
 }
 
 /** `DELETE /mcp`: ends the session on every instance. */
@@ -247,5 +267,3 @@ export async function handleDelete(
   });
   res.writeHead(200).end();
 }
-
-export { sendError };

@@ -35,6 +35,7 @@ export class FleetTransport implements Transport {
 
   private readonly byRequest = new Map<RequestId, OutboundStream>();
   private readonly waiters = new Map<RequestId, (response: AnyResponse) => void>();
+  private readonly answerHooks = new Map<RequestId, (response: AnyResponse) => Promise<AnyResponse>>();
   private closed = false;
   private syntheticSeq = 0;
 
@@ -64,6 +65,14 @@ export class FleetTransport implements Transport {
   bind(id: RequestId, stream: OutboundStream): void {
     this.byRequest.set(id, stream);
     stream.pending.add(id);
+  }
+
+  /**
+   * Runs `hook` on the SDK's response to client request `id` before the client sees it (to persist
+   * what the request changed); the hook may replace the response (e.g. with an error).
+   */
+  whenAnswered(id: RequestId, hook: (response: AnyResponse) => Promise<AnyResponse>): void {
+    this.answerHooks.set(id, hook);
   }
 
   /** Hands a client message to the SDK Protocol. */
@@ -115,7 +124,12 @@ export class FleetTransport implements Transport {
       const stream = this.byRequest.get(related);
       if (stream && !stream.isEnded) return stream.push(out);
     }
-    return this.hooks.sendStandalone(out);
+    if (isRequest(out)) return this.hooks.sendStandalone(out); // its caller awaits and handles the failure
+    // The SDK fires list_changed and other notifications without awaiting them: a store failure here
+    // must be reported, not become an unhandled rejection.
+    return this.hooks.sendStandalone(out).catch((err: unknown) => {
+      this.hooks.onError(new Error(`notification ${out.method} not delivered`, { cause: err }));
+    });
   }
 
   private async sendResponse(message: AnyResponse): Promise<void> {
@@ -136,6 +150,11 @@ export class FleetTransport implements Transport {
       return;
     }
     this.byRequest.delete(id);
+    const hook = this.answerHooks.get(id);
+    if (hook) {
+      this.answerHooks.delete(id);
+      message = await hook(message);
+    }
     stream.pending.delete(id);
     await stream.push(message, stream.pending.size === 0);
   }
@@ -148,6 +167,7 @@ export class FleetTransport implements Transport {
     const stream = this.byRequest.get(id);
     if (!stream) return;
     this.byRequest.delete(id);
+    this.answerHooks.delete(id);
     stream.pending.delete(id);
     if (stream.pending.size === 0) void stream.end();
   }
@@ -168,6 +188,7 @@ export class FleetTransport implements Transport {
       resolve({ jsonrpc: '2.0', id, error: { code: -32000, message: 'Session closed' } });
     }
     this.byRequest.clear();
+    this.answerHooks.clear();
     this.onclose?.();
   }
 }

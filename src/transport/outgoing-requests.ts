@@ -15,12 +15,11 @@ const PREFIX = 'f~';
 
 /**
  * Instance-unique ids for server→client requests. Each SDK `Protocol` numbers its requests from 0, so
- * two instances serving one session would collide; we send `f~<boot>~<n>@<instanceId>` instead and
- * map the client's response back. The instance id in the id tells any instance where to forward it.
+ * two instances serving one session would collide; we send `f~<96 random bits>@<instanceId>` instead
+ * and map the client's response back. The instance id in the id tells any instance where to forward
+ * it; the random part makes ids unguessable, and answers are accepted only from the owning session.
  */
 export class OutgoingRequests<T> {
-  private readonly boot = randomBytes(4).toString('hex');
-  private seq = 0;
   private readonly entries = new Map<string, OutgoingEntry<T>>();
   private readonly byOriginal = new Map<T, Map<RequestId, string>>();
 
@@ -32,7 +31,7 @@ export class OutgoingRequests<T> {
   /** A fresh wire id for `originalId` of `owner`. */
   rewrite(owner: T, originalId: RequestId): string {
     this.sweep();
-    const id = `${PREFIX}${this.boot}~${++this.seq}@${this.instanceId}`;
+    const id = `${PREFIX}${randomBytes(12).toString('base64url')}@${this.instanceId}`;
     this.entries.set(id, { owner, originalId, expiresAt: Date.now() + this.ttlMs });
     let m = this.byOriginal.get(owner);
     if (!m) this.byOriginal.set(owner, (m = new Map()));
