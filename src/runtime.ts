@@ -110,16 +110,29 @@ export class Runtime {
         const uri = m.params?.uri;
         if (typeof uri !== 'string') continue; // the SDK answers with the validation error
         const subscribe = m.method === 'resources/subscribe';
-        if (subscribe) checkSubscription(session, uri);
-        this.afterSuccess(session, m.id, () => this.shareSubscription(session, subscribe, uri));
+        if (subscribe) {
+          checkSubscription(session, uri);
+          session.pendingSubscriptions.add(uri);
+        }
+        this.afterSuccess(
+          session,
+          m.id,
+          () => this.shareSubscription(session, subscribe, uri),
+          () => session.pendingSubscriptions.delete(uri),
+        );
       }
     }
   }
 
-  private afterSuccess(session: LiveSession, id: RequestId, persist: () => Promise<void>): void {
+  private afterSuccess(
+    session: LiveSession,
+    id: RequestId,
+    persist: () => Promise<void>,
+    settle: () => void = () => {},
+  ): void {
     session.transport.whenAnswered(id, async (response) => {
-      if (!('result' in response)) return response;
       try {
+        if (!('result' in response)) return response;
         await persist();
         return response;
       } catch (err) {
@@ -129,6 +142,8 @@ export class Runtime {
           id,
           error: { code: -32603, message: 'Session store unavailable: change not saved' },
         };
+      } finally {
+        settle();
       }
     });
   }
@@ -242,16 +257,25 @@ export class Runtime {
       .catch((e: unknown) => this.onError(asError(e), session.id)); // stored: a hydration still sees it
   }
 
-  private async shareSubscription(session: LiveSession, subscribe: boolean, uri: string): Promise<void> {
-    const current = new Set(session.record.subscriptions ?? []);
-    if (subscribe) current.add(uri);
-    else current.delete(uri);
-    const subscriptions = [...current];
-    await this.parts.store.update(session.id, { subscriptions });
-    session.record = { ...session.record, subscriptions };
-    await this.parts.bus
-      .broadcast({ t: 'subscriptions', sid: session.id, subscriptions, from: this.instanceId })
-      .catch((e: unknown) => this.onError(asError(e), session.id));
+  /**
+   * Saves one subscription change. Saves of one copy run one after another, each on top of the last,
+   * so a batch (or concurrent requests) of subscribes loses none of them.
+   */
+  private shareSubscription(session: LiveSession, subscribe: boolean, uri: string): Promise<void> {
+    const save = async () => {
+      const current = new Set(session.record.subscriptions ?? []);
+      if (subscribe) current.add(uri);
+      else current.delete(uri);
+      const subscriptions = [...current];
+      await this.parts.store.update(session.id, { subscriptions });
+      session.record = { ...session.record, subscriptions };
+      await this.parts.bus
+        .broadcast({ t: 'subscriptions', sid: session.id, subscriptions, from: this.instanceId })
+        .catch((e: unknown) => this.onError(asError(e), session.id));
+    };
+    const next = session.subscriptionSaves.then(save, save);
+    session.subscriptionSaves = next.catch(() => undefined); // a failed save is reported by its request
+    return next;
   }
 }
 
@@ -266,8 +290,8 @@ function checkSubscription(session: LiveSession, uri: string): void {
       `Invalid Request: resource URI longer than ${MAX_SUBSCRIPTION_URI}`,
     );
   }
-  const subs = session.record.subscriptions ?? [];
-  if (subs.length >= MAX_SUBSCRIPTIONS && !subs.includes(uri)) {
+  const subs = new Set([...(session.record.subscriptions ?? []), ...session.pendingSubscriptions]);
+  if (subs.size >= MAX_SUBSCRIPTIONS && !subs.has(uri)) {
     throw new FleetError(
       'INVALID_REQUEST',
       `Invalid Request: more than ${MAX_SUBSCRIPTIONS} resource subscriptions`,

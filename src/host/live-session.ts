@@ -16,6 +16,10 @@ export class LiveSession {
    * is closed only once it has no leases and nothing in flight.
    */
   leases = 0;
+  /** Subscriptions accepted for saving but not saved yet (they count against the cap). */
+  readonly pendingSubscriptions = new Set<string>();
+  /** Saves of this copy's subscription changes, one after another (each builds on the last). */
+  subscriptionSaves: Promise<void> = Promise.resolve();
 
   constructor(
     public record: SessionRecord,
