@@ -34,6 +34,8 @@ export class RedisBus implements MessageBus {
   private closing: Promise<void> | undefined;
   /** The subscriber's current connection has confirmed the subscription of both channels. */
   private subscribed = false;
+  /** Rejects a {@link start} still waiting for its subscription (set while it waits). */
+  private abortStart: ((err: Error) => void) | undefined;
 
   constructor(
     private readonly redis: Redis,
@@ -94,15 +96,22 @@ export class RedisBus implements MessageBus {
         this.opts.onError?.(err);
       }
     });
+    // close() ends the wait: ioredis's disconnect() between two connection attempts never fails
+    // the commands in the offline queue, so the SUBSCRIBE alone could stay pending forever.
+    const aborted = new Promise<never>((_, reject) => {
+      this.abortStart = reject;
+    });
     try {
       // Not bounded: queued until Redis is reachable (it may be down while this instance starts).
-      await this.subscribe(sub, channels);
+      await Promise.race([this.subscribe(sub, channels), aborted]);
     } catch (err) {
       if (this.closing) throw new Error('RedisBus was closed before it was subscribed', { cause: err });
       // Only when the client's retryStrategy gave up: this connection will never come back.
       if (this.subscriber === sub) this.subscriber = undefined;
       sub.disconnect();
       throw storeUnavailable(err);
+    } finally {
+      this.abortStart = undefined;
     }
   }
 
@@ -138,6 +147,7 @@ export class RedisBus implements MessageBus {
 
   private async shutdown(): Promise<void> {
     this.subscribed = false;
+    this.abortStart?.(new Error('RedisBus was closed'));
     const sub = this.subscriber;
     this.subscriber = undefined;
     if (!sub) return;
@@ -148,7 +158,6 @@ export class RedisBus implements MessageBus {
     } catch {
       // Redis is unreachable: there is nobody to say goodbye to; disconnect() below ends it anyway.
     } finally {
-      // Also rejects a SUBSCRIBE still waiting for a connection (start() then rejects).
       sub.disconnect();
     }
   }

@@ -63,6 +63,9 @@ interface LegacySession {
 /** Outcome of waiting for an owner's `legacy-ack`. */
 type AckOutcome = 'accepted' | 'refused' | 'timeout';
 
+/** How often a request waiting for the bus subscription checks it. */
+const BUS_POLL_MS = 20;
+
 const notFound = () => new FleetError('SESSION_NOT_FOUND', 'Session not found');
 const ownerGone = () =>
   new FleetError('OWNER_GONE', 'Session not found: the instance holding its stream is gone');
@@ -86,7 +89,8 @@ export class LegacyHost {
 
   constructor(
     private readonly rt: Runtime,
-    private readonly busReady: Promise<void>,
+    /** Whether this instance's bus channel is subscribed right now. */
+    private readonly busUp: () => boolean,
   ) {
     // One timer for the registry heartbeat and the idle sweep: no per-session timers.
     this.timer = setInterval(() => this.tick(), rt.parts.options.streamHeartbeatMs);
@@ -103,8 +107,8 @@ export class LegacyHost {
    * transport session record in the registry, and sends the `endpoint` event.
    */
   async open(res: ServerResponse, principal: Principal, endpointPath: string): Promise<void> {
-    // Before the subscription is up, POSTs forwarded here would find no receiver and end the session.
-    await this.whenBusReady();
+    // While the subscription is down, POSTs forwarded here would find no receiver and end the session.
+    await this.whenBusUp();
     const { store, registry, host, options } = this.rt.parts;
     const now = Date.now();
     const record: SessionRecord = {
@@ -165,10 +169,24 @@ export class LegacyHost {
     message: JSONRPCMessage,
     extra: MessageExtraInfo,
   ): Promise<void> {
-    const record = await this.rt.parts.store.load(sessionId); // also slides the idle TTL
+    const held = this.sessions.get(sessionId);
+    if (held && !held.ended) {
+      // Held here: the principal is checked in memory, so another principal's request never slides
+      // the session's TTL in the store.
+      if (held.record.principal !== principal.id) throw notFound();
+      if (!(await this.rt.parts.store.touch(sessionId))) {
+        // Removed from the store (marked ended by an instance that gave up waiting for our ack).
+        await this.end(held, 'record gone from the store');
+        throw notFound();
+      }
+      if (this.deliver(sessionId, principal.id, message, extra)) return;
+      throw ownerGone(); // ended while the store answered
+    }
+    // Not held here. The store has no read without a refresh, so this load slides the idle TTL even
+    // when the principal does not match (only a store read that refreshes conditionally can avoid it).
+    const record = await this.rt.parts.store.load(sessionId);
     if (!record || record.transport !== 'sse' || record.principal !== principal.id) throw notFound();
     if (record.owner === this.rt.instanceId) {
-      if (this.deliver(sessionId, principal.id, message, extra)) return;
       // The record names us but the stream is gone (it just closed, or we restarted under the same id).
       await this.markEnded(record, false);
       throw ownerGone();
@@ -246,7 +264,7 @@ export class LegacyHost {
     message: JSONRPCMessage,
     extra: MessageExtraInfo,
   ): Promise<void> {
-    await this.whenBusReady(); // the ack comes back on our own channel
+    await this.whenBusUp(); // the ack comes back on our own channel
     const ackId = `${this.ackPrefix}-${++this.ackSeq}`;
     // Registered before sending: the ack may arrive before PUBLISH's own reply does.
     const outcome = new Promise<AckOutcome>((resolve) => {
@@ -264,7 +282,7 @@ export class LegacyHost {
       principal: principal.id,
       message,
       authInfo: extra.authInfo,
-      headers: extra.requestInfo?.headers ?? {},
+      headers: forwardableHeaders(extra.requestInfo?.headers ?? {}),
       ackTo: this.rt.instanceId,
       ackId,
     };
@@ -326,11 +344,19 @@ export class LegacyHost {
     for (const r of results) if (r.status === 'rejected') this.rt.onError(asError(r.reason), id);
   }
 
-  private async whenBusReady(): Promise<void> {
-    try {
-      await this.busReady;
-    } catch (err) {
-      throw storeUnavailable(err);
+  /**
+   * Resolves once this instance's bus channel is subscribed, waiting at most `redisCommandTimeoutMs`
+   * (the first subscription at start, or a resubscription in progress); a 503 otherwise, so requests
+   * fail fast while Redis is away, as the store's do.
+   */
+  private async whenBusUp(): Promise<void> {
+    if (this.busUp()) return;
+    const deadline = Date.now() + this.rt.parts.options.redisCommandTimeoutMs;
+    while (!this.busUp()) {
+      if (this.closed || Date.now() >= deadline) {
+        throw storeUnavailable(new Error('message bus not subscribed'));
+      }
+      await new Promise((r) => setTimeout(r, BUS_POLL_MS));
     }
   }
 
@@ -351,6 +377,32 @@ export class LegacyHost {
       .heartbeat(held, this.rt.instanceId)
       .catch((err: unknown) => this.rt.onError(new Error('legacy stream heartbeat failed', { cause: err })));
   }
+}
+
+/**
+ * Header names never published on the bus: pub/sub messages can be read by anything allowed to
+ * SUBSCRIBE (or MONITOR) on the Redis server, so credentials must not travel in them.
+ */
+const SENSITIVE_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie']);
+/** Parts of header names that suggest a credential (`x-api-key`, `x-auth-token`, `x-client-secret`…). */
+const SENSITIVE_PARTS = ['token', 'secret', 'key', 'auth', 'cookie', 'passw', 'credential'];
+
+/**
+ * The request headers a forwarded `legacy-post` carries to the owner: all but the sensitive ones
+ * above. So on the owner, `extra.requestInfo.headers` of a message POSTed to another instance lacks
+ * them (`Authorization` included), while a message POSTed to the owner itself has every header; the
+ * principal check happened where the request arrived, and `extra.authInfo` is forwarded as is.
+ */
+export function forwardableHeaders(
+  headers: Record<string, string | string[] | undefined>,
+): Record<string, string | string[] | undefined> {
+  const out: Record<string, string | string[] | undefined> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    if (SENSITIVE_HEADERS.has(lower) || SENSITIVE_PARTS.some((part) => lower.includes(part))) continue;
+    out[name] = value;
+  }
+  return out;
 }
 
 function asError(e: unknown): Error {

@@ -11,14 +11,14 @@ import { LegacyHost } from './legacy-host.js';
 
 /**
  * The legacy HTTP+SSE transport's routes (`GET <ssePath>`, `POST <messagesPath>`) and its shutdown.
- * Registers the handler of its bus messages on the runtime. `busReady` resolves once this instance's
- * bus channel is subscribed (streams and forwards wait for it; a failed start answers 503).
+ * Registers the handler of its bus messages on the runtime. `busUp` tells whether this instance's
+ * bus channel is subscribed right now; while it is not, new streams and forwarded POSTs answer 503.
  */
 export function legacyRoutes(
   rt: Runtime,
-  busReady: Promise<void>,
+  busUp: () => boolean,
 ): { routes: ExtraRoutes; close(): Promise<void>; readonly size: number } {
-  const legacy = new LegacyHost(rt, busReady);
+  const legacy = new LegacyHost(rt, busUp);
   rt.legacy = (msg) => legacy.onBus(msg);
   const { ssePath, messagesPath } = rt.parts.options;
 

@@ -1,7 +1,7 @@
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import { MemoryBus, MemoryBusHub } from '../../src/bus/memory-bus.js';
 import type { BusMessage, MessageBus } from '../../src/bus/message-bus.js';
 import { RedisBus } from '../../src/bus/redis-bus.js';
@@ -32,6 +32,15 @@ class Inbox {
       await Promise.race([new Promise<void>((r) => this.waiters.push(r)), sleep(left)]);
     }
     return this.messages;
+  }
+}
+
+/** Polls `check` every 10 ms until it holds; fails after `ms`. */
+async function until(what: string, check: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting: ${what}`);
+    await sleep(10);
   }
 }
 
@@ -146,6 +155,15 @@ describe('MemoryBus', () => {
     return (onError) => new MemoryBus(hub, { onError });
   });
 
+  it('is up between start and close', async () => {
+    const bus = new MemoryBus(new MemoryBusHub());
+    assert.equal(bus.isUp(), false);
+    await bus.start('a', () => {});
+    assert.equal(bus.isUp(), true);
+    await bus.close();
+    assert.equal(bus.isUp(), false);
+  });
+
   it('keeps separate hubs apart', async () => {
     const a = new MemoryBus(new MemoryBusHub());
     const b = new MemoryBus(new MemoryBusHub());
@@ -237,6 +255,93 @@ describe('RedisBus', () => {
       await sender.close();
       await bus.close();
     }
+  });
+
+  it('is down while the subscriber reconnects after CLIENT KILL TYPE pubsub, and up once resubscribed', async () => {
+    // A slow reconnect (inherited by the subscriber) makes the down window long enough to see.
+    const slow = new Redis(server.port, '127.0.0.1', { maxRetriesPerRequest: 1, retryStrategy: () => 400 });
+    const bus = new RedisBus(slow, keys);
+    const inbox = new Inbox();
+    try {
+      assert.equal(bus.isUp(), false, 'not up before start');
+      await bus.start('b', inbox.receive);
+      assert.equal(bus.isUp(), true);
+      assert.ok(Number(await client.client('KILL', 'TYPE', 'pubsub')) >= 1);
+      await until('down after the kill', () => !bus.isUp(), 2000);
+      await until('up again', () => bus.isUp(), 5000);
+      // Up means subscribed now: the channel has its receiver at once, no polling needed.
+      assert.equal(await client.publish(keys.instanceChannel('b'), JSON.stringify({ t: 'after' })), 1);
+      await client.publish(keys.broadcastChannel(), JSON.stringify({ t: 'after-broadcast' }));
+      assert.deepEqual(
+        (await inbox.waitFor(2)).map((m) => m.t),
+        ['after', 'after-broadcast'],
+      );
+    } finally {
+      await bus.close();
+      slow.disconnect();
+    }
+    assert.equal(bus.isUp(), false, 'not up after close');
+  });
+
+  describe('with Redis down at start', () => {
+    let down: TestRedis;
+    let downClient: Redis;
+    before(async () => {
+      down = await TestRedis.start();
+      await down.kill();
+      // Like createFleet's own client: no offline queue, one retry per request.
+      downClient = new Redis(down.port, '127.0.0.1', {
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        retryStrategy: () => 100,
+      });
+      downClient.on('error', () => {}); // connection refused until the server is restarted
+    });
+    after(async () => {
+      downClient.disconnect();
+      await down.stop();
+    });
+
+    it('close() ends a start() that waits for Redis, promptly', async () => {
+      const bus = new RedisBus(downClient, keys);
+      const started = bus.start('b', () => {});
+      const outcome = started.then(
+        () => 'resolved',
+        () => 'rejected',
+      );
+      await sleep(300);
+      assert.equal(bus.isUp(), false);
+      const t0 = Date.now();
+      await bus.close();
+      assert.ok(Date.now() - t0 < 1000, `close took ${Date.now() - t0} ms`);
+      assert.equal(await outcome, 'rejected');
+      assert.equal(bus.isUp(), false);
+    });
+
+    it('start() waits while Redis is down and subscribes once it is back', async () => {
+      const bus = new RedisBus(downClient, keys);
+      const inbox = new Inbox();
+      let settled = false;
+      const started = bus.start('b', inbox.receive).finally(() => (settled = true));
+      try {
+        // Longer than several reconnect attempts and the command timeout: still waiting, not failed.
+        await sleep(2500);
+        assert.equal(settled, false, 'start() neither resolved nor rejected while Redis is down');
+        assert.equal(bus.isUp(), false);
+        await down.restart();
+        await Promise.race([
+          started,
+          sleep(5000).then(() => assert.fail('not subscribed within 5 s of Redis coming back')),
+        ]);
+        assert.equal(bus.isUp(), true);
+        await until('command client reconnected', () => downClient.status === 'ready', 5000);
+        assert.equal(await bus.send('b', { t: 'hello' }), 1);
+        assert.deepEqual(await inbox.waitFor(1), [{ t: 'hello' }]);
+      } finally {
+        await bus.close();
+        await started.catch(() => {});
+      }
+    });
   });
 
   it('fails send fast with STORE_UNAVAILABLE while Redis is frozen', async () => {

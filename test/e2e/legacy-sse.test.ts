@@ -20,6 +20,7 @@ import { startCluster, startInstance, type Instance } from '../helpers/instances
 import { rawPost, textOf } from '../helpers/mcp-client.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
 import { TestRedis } from '../helpers/redis-server.js';
+import { SseReader } from '../helpers/sse-reader.js';
 
 const ENTRY = 'test/fixtures/demo-instance.ts';
 /** FleetOptions.legacyPostTimeoutMs default: the documented bound on waiting for the owner's ack. */
@@ -300,6 +301,81 @@ describe('legacy HTTP+SSE across instances', () => {
       c.errors.map((e) => e.message),
       [],
     );
+  });
+
+  it('forwards no credential headers over the bus: the owner sees them only on POSTs it got itself', async () => {
+    const [owner, other] = instances;
+    const headers = {
+      authorization: 'Bearer headers-user',
+      'x-api-key': 'secret-key',
+      cookie: 'sid=secret',
+      'x-trace-id': 'trace-1',
+    };
+    const ac = new AbortController();
+    const res = await fetch(`${owner!.url}/sse`, {
+      headers: { ...headers, accept: 'text/event-stream' },
+      signal: ac.signal,
+    });
+    assert.equal(res.status, 200);
+    const sse = new SseReader(res);
+    try {
+      const endpoint = await sse.next();
+      assert.equal(endpoint?.event, 'endpoint');
+      const post = async (url: string, body: unknown) => {
+        const r = await rawPost(`${url}${endpoint!.data}`, JSON.stringify(body), headers);
+        assert.equal(r.status, 202, r.text);
+      };
+      /** The stream's next JSON-RPC response with this id. */
+      const answer = async (id: number) => {
+        for (;;) {
+          const ev = await sse.next();
+          assert.ok(ev, 'stream ended');
+          const msg = JSON.parse(ev.data);
+          if (msg.id === id) return msg;
+        }
+      };
+      await post(owner!.url, {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: {
+          protocolVersion: '2024-11-05',
+          capabilities: {},
+          clientInfo: { name: 'raw', version: '0' },
+        },
+      });
+      await answer(1);
+      await post(owner!.url, { jsonrpc: '2.0', method: 'notifications/initialized' });
+      const headerNames = async (url: string, id: number): Promise<string[]> => {
+        await post(url, { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'request_headers' } });
+        return JSON.parse((await answer(id)).result.content[0].text);
+      };
+      const local = await headerNames(owner!.url, 2);
+      for (const h of ['authorization', 'x-api-key', 'cookie', 'x-trace-id']) assert.ok(local.includes(h), h);
+      const forwarded = await headerNames(other!.url, 3);
+      for (const h of ['authorization', 'x-api-key', 'cookie']) {
+        assert.ok(!forwarded.includes(h), `${h} was published on the bus`);
+      }
+      for (const h of ['x-trace-id', 'content-type', 'accept']) assert.ok(forwarded.includes(h), h);
+    } finally {
+      await sse.cancel();
+      ac.abort();
+    }
+  });
+
+  it("another principal's POST to the owner does not slide the session's TTL", async (t) => {
+    const c = await connectSse(proxy.url, { token: 'ttl-victim' });
+    t.after(() => c.client.close());
+    const owner = instances.find((i) => i.pid === pidOf(c.owner))!;
+    const key = new RedisKeys(env.KEY_PREFIX!).session(c.sessionId);
+    const before = await redisClient.pttl(key);
+    assert.ok(before > 0, `session key ${key} has a TTL`);
+    await new Promise((r) => setTimeout(r, 50));
+    const r = await rawPost(`${owner.url}/messages?sessionId=${c.sessionId}`, notification, {
+      authorization: 'Bearer ttl-mallory',
+    });
+    assert.equal(r.status, 404);
+    assert.ok((await redisClient.pttl(key)) < before, 'the idle TTL was not refreshed');
   });
 
   it('transport session records exist for every open stream, are counted and listed, and go when it closes', async (t) => {
