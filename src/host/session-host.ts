@@ -164,12 +164,14 @@ export class SessionHost {
       }
       return cached;
     }
-    let pending = this.hydrating.get(sessionId);
+    // Keyed by principal too: another principal's request must not fail (or refresh) a real one.
+    const key = `${sessionId} ${principal}`;
+    let pending = this.hydrating.get(key);
     if (!pending) {
       pending = this.deps.metrics
-        .hydration(this.hydrate(sessionId, replayInitialized))
-        .finally(() => this.hydrating.delete(sessionId));
-      this.hydrating.set(sessionId, pending);
+        .hydration(this.hydrate(sessionId, principal, replayInitialized))
+        .finally(() => this.hydrating.delete(key));
+      this.hydrating.set(key, pending);
     }
     const session = await pending;
     if (session.record.principal !== principal) throw notFound();
@@ -185,7 +187,7 @@ export class SessionHost {
   /** Ends a session for good: removes it from the store; the caller broadcasts the deletion. */
   async end(sessionId: string, principal: string): Promise<void> {
     const cached = this.live.peek(sessionId);
-    const record = cached?.record ?? (await this.deps.store.load(sessionId));
+    const record = cached?.record ?? (await this.deps.store.load(sessionId, principal));
     if (!record || record.principal !== principal || record.transport !== 'streamable-http') throw notFound();
     if (!(await this.deps.store.delete(sessionId))) throw notFound();
     this.drop(sessionId);
@@ -231,8 +233,12 @@ export class SessionHost {
     await Promise.allSettled(sessions.map((s) => s.close()));
   }
 
-  private async hydrate(sessionId: string, replayInitialized: boolean): Promise<LiveSession> {
-    const record = await this.deps.store.load(sessionId);
+  private async hydrate(
+    sessionId: string,
+    principal: string,
+    replayInitialized: boolean,
+  ): Promise<LiveSession> {
+    const record = await this.deps.store.load(sessionId, principal);
     // A legacy HTTP+SSE session lives only on the instance holding its stream: never a Streamable copy.
     if (!record || record.transport !== 'streamable-http') throw notFound();
     const session = await this.build(record);

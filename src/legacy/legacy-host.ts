@@ -182,9 +182,8 @@ export class LegacyHost {
       if (this.deliver(sessionId, principal.id, message, extra)) return;
       throw ownerGone(); // ended while the store answered
     }
-    // Not held here. The store has no read without a refresh, so this load slides the idle TTL even
-    // when the principal does not match (only a store read that refreshes conditionally can avoid it).
-    const record = await this.rt.parts.store.load(sessionId);
+    // Not held here. Another principal's session is not refreshed (nor revealed) by this load.
+    const record = await this.rt.parts.store.load(sessionId, principal.id);
     if (!record || record.transport !== 'sse' || record.principal !== principal.id) throw notFound();
     if (record.owner === this.rt.instanceId) {
       // The record names us but the stream is gone (it just closed, or we restarted under the same id).

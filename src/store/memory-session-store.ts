@@ -49,7 +49,8 @@ export class MemorySessionStore implements SessionStore {
   }
 
   /** {@inheritDoc SessionStore.load} */
-  async load(id: string): Promise<SessionRecord | undefined> {
+  async load(id: string, principal?: string): Promise<SessionRecord | undefined> {
+    if (principal !== undefined && this.live(id)?.record.principal !== principal) return undefined;
     const entry = this.refreshed(id);
     return entry && structuredClone(entry.record);
   }

@@ -62,17 +62,27 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /** {@inheritDoc SessionStore.load} */
-  async load(id: string): Promise<SessionRecord | undefined> {
+  async load(id: string, principal?: string): Promise<SessionRecord | undefined> {
     const now = Date.now();
-    const reply = (await this.refreshing(id, this.scripts.refresh, now, ['1'])) as [number, string[]?];
+    const reply = (await this.refreshing(id, this.scripts.refresh, now, ['1', principal ?? ''])) as [
+      number,
+      (string[] | number)?,
+    ];
+    if (reply[0] === FOREIGN) {
+      // Another principal's session: untouched; put back the index score the pipeline slid.
+      const pttl = Number(reply[1]);
+      if (pttl > 0)
+        await call(this.redis.zadd(this.keys.sessionIndex(), 'XX', now + pttl, id), this.timeoutMs);
+      return undefined;
+    }
     await this.reconcileIndex(id, now, reply[0], now + this.ttl.idleMs);
-    return reply[0] < 0 || !reply[1] ? undefined : decodeRecord(id, reply[1]);
+    return reply[0] < 0 || !Array.isArray(reply[1]) ? undefined : decodeRecord(id, reply[1]);
   }
 
   /** {@inheritDoc SessionStore.touch} */
   async touch(id: string): Promise<boolean> {
     const now = Date.now();
-    const [ttl] = (await this.refreshing(id, this.scripts.refresh, now, ['0'])) as [number];
+    const [ttl] = (await this.refreshing(id, this.scripts.refresh, now, ['0', ''])) as [number];
     await this.reconcileIndex(id, now, ttl, now + this.ttl.idleMs);
     return ttl >= 0;
   }
@@ -180,6 +190,9 @@ export class RedisSessionStore implements SessionStore {
     }
   }
 }
+
+/** refresh-session.lua's answer for another principal's session. */
+const FOREIGN = -3;
 
 /** Hash fields of a record, as `field, value, …` (the session id is the key, not a field). */
 function encodeRecord(record: SessionRecord): string[] {

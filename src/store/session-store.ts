@@ -41,8 +41,11 @@ export type SessionPatch = Partial<Pick<SessionRecord, 'logLevel' | 'subscriptio
 export interface SessionStore {
   /** Stores a new record. Rejects with `FleetError('SESSION_EXISTS')` if the id is taken. */
   create(record: SessionRecord): Promise<void>;
-  /** The record when the session is alive (and refreshes its idle TTL), else undefined. */
-  load(id: string): Promise<SessionRecord | undefined>;
+  /**
+   * The record when the session is alive (and refreshes its idle TTL), else undefined. With
+   * `principal`, another principal's session is reported as undefined and its TTL is left alone.
+   */
+  load(id: string, principal?: string): Promise<SessionRecord | undefined>;
   /** Refreshes the idle TTL; false when the session is gone (expired, deleted, never existed). */
   touch(id: string): Promise<boolean>;
   /** Changes mutable fields of a live record; false when the session is gone. */

@@ -155,6 +155,20 @@ function contract(make: MakeStores): void {
     assert.equal(await a.load(r.id), undefined);
   });
 
+  it("load with another principal reveals nothing and leaves the owner's TTL alone", async () => {
+    const { a, b } = open({ idleMs: 400, maxLifetimeMs: 60_000 });
+    const r = record({ principal: 'alice' });
+    await a.create(r);
+    assert.equal((await b.load(r.id, 'alice'))?.principal, 'alice');
+    // 4 × 150 ms of foreign loads: they must not keep the 400 ms session alive.
+    for (let i = 0; i < 4; i++) {
+      await sleep(150);
+      assert.equal(await b.load(r.id, 'mallory'), undefined);
+    }
+    assert.equal(await a.load(r.id, 'alice'), undefined, 'expired: the foreign loads did not refresh it');
+    assert.equal(await a.count(), 0);
+  });
+
   it('ends a session at its maximum lifetime however often it is touched', async () => {
     const { a } = open({ idleMs: 400, maxLifetimeMs: 1000 });
     const r = record();
