@@ -18,6 +18,7 @@ import { FleetTransport } from '../transport/fleet-transport.js';
 import type { AnyResponse } from '../transport/jsonrpc.js';
 import type { OutgoingRequests } from '../transport/outgoing-requests.js';
 import { LiveSession, type AnyProtocol } from './live-session.js';
+import type { OutboundStream } from '../transport/outbound-stream.js';
 
 /** What the host needs from the rest of the fleet. */
 export interface SessionHostDeps {
@@ -69,6 +70,22 @@ export class SessionHost {
   /** The live copy of a session on this instance, without touching the store. */
   peek(sessionId: string): LiveSession | undefined {
     return this.live.peek(sessionId);
+  }
+
+  /**
+   * A stream this instance produces for a session — in the live copy or in an evicted copy that still
+   * has requests running (its streams are still being written).
+   */
+  findStream(sessionId: string, streamId: string): OutboundStream | undefined {
+    const live = this.live.peek(sessionId)?.streams.get(streamId);
+    if (live) return live;
+    for (const s of this.lingering) {
+      if (s.id === sessionId) {
+        const found = s.streams.get(streamId);
+        if (found) return found;
+      }
+    }
+    return undefined;
   }
 
   /** Every live copy here (for broadcast handling and shutdown). */

@@ -316,8 +316,7 @@ export class StreamRouter {
       }
       case 'takeover': {
         // A client resumed one of our POST streams on another instance: write there from now on.
-        const session = this.deps.host.peek(sid);
-        const stream = session?.streams.get(streamId);
+        const stream = this.deps.host.findStream(sid, streamId);
         if (!stream || stream.isEnded) {
           // Finished or unknown here: the holder replays what the log has and ends the connection.
           void this.deps.bus
@@ -421,7 +420,7 @@ export class StreamRouter {
 
   /** Points a local producer at `held`; false when this instance has no such running stream. */
   private takeoverLocal(sessionId: string, streamId: string, held: HeldStream): boolean {
-    const stream = this.deps.host.peek(sessionId)?.streams.get(streamId);
+    const stream = this.deps.host.findStream(sessionId, streamId);
     if (!stream || stream.isEnded) return false;
     const old = stream.currentSink;
     stream.attach(held);
