@@ -18,6 +18,7 @@ export type FleetErrorCode =
   | 'EVENT_ID_MALFORMED'
   | 'STORE_UNAVAILABLE'
   | 'SHUTTING_DOWN'
+  | 'TOO_MANY_STREAMS'
   | 'DATA_CONFLICT'
   | 'DATA_TOO_LARGE'
   | 'OWNER_GONE'
@@ -43,6 +44,7 @@ export const ERROR_TABLE: Record<FleetErrorCode, { status: number; rpc: number }
   EVENT_ID_MALFORMED: { status: 400, rpc: -32000 },
   STORE_UNAVAILABLE: { status: 503, rpc: -32603 },
   SHUTTING_DOWN: { status: 503, rpc: -32603 },
+  TOO_MANY_STREAMS: { status: 503, rpc: -32603 },
   DATA_CONFLICT: { status: 409, rpc: -32000 },
   DATA_TOO_LARGE: { status: 413, rpc: -32602 },
   OWNER_GONE: { status: 404, rpc: -32001 },

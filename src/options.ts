@@ -25,6 +25,8 @@ export interface ResolvedOptions {
   legacyPostTimeoutMs: number;
   streamHeartbeatMs: number;
   shutdownGraceMs: number;
+  maxStreamBufferBytes: number;
+  maxLegacySessions: number;
   allowedHosts: string[];
   allowedOrigins: string[];
   logger: Logger;
@@ -55,6 +57,8 @@ export function resolveOptions<T extends JsonValue>(o: FleetOptions<T>): Resolve
     legacyPostTimeoutMs: o.legacyPostTimeoutMs ?? 5000,
     streamHeartbeatMs: o.streamHeartbeatMs ?? 10_000,
     shutdownGraceMs: o.shutdownGraceMs ?? 5000,
+    maxStreamBufferBytes: o.maxStreamBufferBytes ?? 8 * 1024 * 1024,
+    maxLegacySessions: o.maxLegacySessions ?? 1000,
     allowedHosts: o.allowedHosts ?? [],
     allowedOrigins: o.allowedOrigins ?? [],
     logger: o.logger ?? silentLogger,
@@ -72,6 +76,8 @@ export function resolveOptions<T extends JsonValue>(o: FleetOptions<T>): Resolve
     'redisCommandTimeoutMs',
     'legacyPostTimeoutMs',
     'streamHeartbeatMs',
+    'maxStreamBufferBytes',
+    'maxLegacySessions',
   ] as const) {
     if (!Number.isFinite(r[k]) || r[k] <= 0)
       throw new RangeError(`createFleet: \`${k}\` must be a positive number`);

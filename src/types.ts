@@ -120,6 +120,13 @@ export interface FleetOptions<T extends JsonValue = JsonValue> {
   maxEventsPerStream?: number;
   /** `retry` field (ms) sent with the priming event of each SSE stream. @default 1000 */
   sseRetryMs?: number;
+  /**
+   * Bytes an SSE connection may buffer for a client that does not read; beyond it the connection is
+   * cut (a Streamable HTTP client resumes from the event log; a legacy session ends). @default 8_388_608 (8 MiB)
+   */
+  maxStreamBufferBytes?: number;
+  /** Legacy HTTP+SSE streams (each holds a live server) this instance accepts; more → 503. @default 1000 */
+  maxLegacySessions?: number;
   /** Interval of SSE keep-alive comments on idle streams. @default 15_000 */
   keepAliveMs?: number;
   /** A Redis command that takes longer than this fails the request with 503. @default 2_000 */

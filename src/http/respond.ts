@@ -16,7 +16,7 @@ export function sendError(
   }
   const headers: Record<string, string> = { 'content-type': 'application/json', ...extraHeaders };
   if (fe instanceof UnauthorizedError) headers['www-authenticate'] = fe.wwwAuthenticate;
-  if (fe.code === 'STORE_UNAVAILABLE' || fe.code === 'SHUTTING_DOWN') headers['retry-after'] = '1';
+  if (fe.status === 503) headers['retry-after'] = '1';
   res.writeHead(fe.status, headers);
   res.end(errorBody(fe.rpcCode, fe.message));
 }

@@ -12,6 +12,8 @@ export interface SseOptions {
   retryMs?: number;
   /** Interval of keep-alive comments. */
   keepAliveMs: number;
+  /** Buffered bytes beyond which a client that does not read is cut off. @default 8 MiB */
+  maxBufferBytes?: number;
   /** Send the head only when {@link SseSink.open} is called. */
   deferHead?: boolean;
   /** Called once when the connection closes for any reason. */
@@ -75,12 +77,22 @@ export class SseSink implements StreamSink {
     if (this.closed) return;
     if (!this.res.headersSent) this.open();
     const id = eventId !== undefined ? `id: ${eventId}\n` : '';
-    this.res.write(`event: message\n${id}data: ${JSON.stringify(message)}\n\n`);
+    this.send(`event: message\n${id}data: ${JSON.stringify(message)}\n\n`);
   }
 
   /** Sends raw SSE text (the legacy `endpoint` event). */
   raw(text: string): void {
-    if (!this.closed) this.res.write(text);
+    if (!this.closed) this.send(text);
+  }
+
+  /** Writes, unless the client stopped reading: its unread backlog must not grow without bound. */
+  private send(text: string): void {
+    if (this.res.writableLength > (this.opts.maxBufferBytes ?? 8 * 1024 * 1024)) {
+      this.finish();
+      this.res.destroy(); // a resumable client reconnects with Last-Event-ID and reads the log instead
+      return;
+    }
+    this.res.write(text);
   }
 
   end(): void {

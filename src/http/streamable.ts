@@ -177,6 +177,7 @@ function dispatch(
     : new SseSink(res, {
         headers,
         keepAliveMs: opts.keepAliveMs,
+        maxBufferBytes: opts.maxStreamBufferBytes,
         primingEventId: priming ? encodeEventId(streamId, 0) : undefined,
         retryMs: priming ? opts.sseRetryMs : undefined,
         // A dropped connection is not a cancellation: the handler goes on, the log keeps its output.
@@ -243,6 +244,7 @@ export async function handleGet(
   const sink = new SseSink(res, {
     headers,
     keepAliveMs: opts.keepAliveMs,
+    maxBufferBytes: opts.maxStreamBufferBytes,
     retryMs: opts.resumable && version >= '2025-11-25' ? opts.sseRetryMs : undefined,
     deferHead: true,
   });

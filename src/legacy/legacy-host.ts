@@ -121,7 +121,18 @@ export class LegacyHost {
       owner: this.rt.instanceId,
     };
     // The head waits until the session exists, so a failure below is still a plain error response.
-    const sink = new SseSink(res, { keepAliveMs: options.keepAliveMs, deferHead: true });
+    if (this.sessions.size >= options.maxLegacySessions) {
+      // Each legacy stream holds a live server for its whole life: bound them per instance.
+      throw new FleetError(
+        'TOO_MANY_STREAMS',
+        'Service Unavailable: too many open SSE streams on this instance',
+      );
+    }
+    const sink = new SseSink(res, {
+      keepAliveMs: options.keepAliveMs,
+      maxBufferBytes: options.maxStreamBufferBytes,
+      deferHead: true,
+    });
     const session: LegacySession = {
       record,
       sink,
@@ -280,7 +291,8 @@ export class LegacyHost {
       sid: record.id,
       principal: principal.id,
       message,
-      authInfo: extra.authInfo,
+      // The bearer token stays here: pub/sub is readable by anything allowed to SUBSCRIBE or MONITOR.
+      authInfo: extra.authInfo ? { ...extra.authInfo, token: '' } : undefined,
       headers: forwardableHeaders(extra.requestInfo?.headers ?? {}),
       ackTo: this.rt.instanceId,
       ackId,
@@ -390,7 +402,8 @@ const SENSITIVE_PARTS = ['token', 'secret', 'key', 'auth', 'cookie', 'passw', 'c
  * The request headers a forwarded `legacy-post` carries to the owner: all but the sensitive ones
  * above. So on the owner, `extra.requestInfo.headers` of a message POSTed to another instance lacks
  * them (`Authorization` included), while a message POSTed to the owner itself has every header; the
- * principal check happened where the request arrived, and `extra.authInfo` is forwarded as is.
+ * principal check happened where the request arrived, and `extra.authInfo` is forwarded without its
+ * `token` (an empty string), so handlers must not rely on the raw token of a legacy message.
  */
 export function forwardableHeaders(
   headers: Record<string, string | string[] | undefined>,
