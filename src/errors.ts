@@ -86,6 +86,6 @@ export class UnauthorizedError extends FleetError {
 /** Wraps a driver failure (connection refused, timeout) as a 503. */
 export function storeUnavailable(cause: unknown): FleetError {
   if (cause instanceof FleetError) return cause;
-  const detail = cause instanceof Error ? cause.message : String(cause);
-  return new FleetError('STORE_UNAVAILABLE', `Session store unavailable: ${detail}`, { cause });
+  // The driver's words (WRONGPASS, OOM, addresses…) go to the logs through `cause`, not to clients.
+  return new FleetError('STORE_UNAVAILABLE', 'Session store unavailable', { cause });
 }

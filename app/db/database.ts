@@ -10,10 +10,12 @@ export interface Database {
   readonly kind: 'postgres' | 'pglite';
   /**
    * Runs `sql` with positional parameters (`$1`, `$2`, …) in a read-only transaction.
+   * @param signal - aborting it gives up on the statement: one not started yet never runs, and (PostgreSQL
+   * only) a running one is cancelled on the server. PGlite cannot interrupt a statement already running.
    * @throws the driver's error (with a PostgreSQL `code` where there is one); callers log it and show a
-   * generic message.
+   * generic message. After `signal` aborted: its reason, or the driver's cancellation error (`57014`).
    */
-  query<R extends Row = Row>(sql: string, params?: readonly unknown[]): Promise<R[]>;
+  query<R extends Row = Row>(sql: string, params?: readonly unknown[], signal?: AbortSignal): Promise<R[]>;
   /** `true` when a trivial statement succeeds. Never throws. */
   ping(): Promise<boolean>;
   /** Releases connections. Idempotent. */

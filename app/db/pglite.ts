@@ -7,7 +7,8 @@ import { seedEmployees } from './seed.js';
  * lives in this process only: every instance has its own identical copy.
  *
  * PGlite runs PostgreSQL single-threaded inside WebAssembly; `statement_timeout` is set like on a real server
- * but cannot interrupt a running statement there. Use `DATABASE_URL` for production.
+ * but cannot interrupt a running statement there, and neither can a cancelled call (it is only skipped while
+ * still queued). Use `DATABASE_URL` for production.
  */
 export async function createPgliteDatabase(): Promise<Database> {
   const db = await PGlite.create();
@@ -16,8 +17,16 @@ export async function createPgliteDatabase(): Promise<Database> {
 
   return {
     kind: 'pglite',
-    query<R extends Row = Row>(sql: string, params: readonly unknown[] = []): Promise<R[]> {
+    query<R extends Row = Row>(
+      sql: string,
+      params: readonly unknown[] = [],
+      signal?: AbortSignal,
+    ): Promise<R[]> {
+      signal?.throwIfAborted();
       return db.transaction(async (tx) => {
+        // PGlite runs one transaction at a time: a call cancelled while queued behind others is skipped.
+        // A statement already running cannot be interrupted (single-threaded WebAssembly).
+        signal?.throwIfAborted();
         await tx.query('SET TRANSACTION READ ONLY');
         await tx.query(`SELECT set_config('statement_timeout', $1, true)`, [
           String(DEFAULT_STATEMENT_TIMEOUT_MS),
