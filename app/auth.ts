@@ -3,10 +3,14 @@ import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
 import { UnauthorizedError, type Principal } from '../src/index.js';
 import type { JwtAlgorithm } from './config.js';
 
-/** Shared-secret JWT settings (from `JWT_SECRET_KEY` and `JWT_ALGORITHM`). */
+/** Shared-secret JWT settings (from `JWT_SECRET_KEY`, `JWT_ALGORITHM`, `JWT_ISSUER` and `JWT_AUDIENCE`). */
 export interface JwtSettings {
   secret: string;
   algorithm: JwtAlgorithm;
+  /** When set, the token's `iss` claim must equal it. */
+  issuer?: string | undefined;
+  /** When set, the token's `aud` claim must be it or a list containing it. */
+  audience?: string | undefined;
 }
 
 /** Challenge sent with a request that carried no credentials (RFC 6750 §3.1: no error code then). */
@@ -43,7 +47,8 @@ function rejection(err: unknown): string {
 
 /**
  * Verifies a bearer token and returns the principal it names: `sub` is the principal id (sessions are bound to
- * it), `scope` (space separated) becomes `authInfo.scopes`. `sub` and `exp` are required.
+ * it), `scope` (space separated) becomes `authInfo.scopes`. `sub` and `exp` are required, and so are `iss` /
+ * `aud` when the settings name an issuer / audience.
  * @throws UnauthorizedError with a `WWW-Authenticate` challenge when the token is missing or invalid.
  */
 export async function verifyToken(token: string, settings: JwtSettings): Promise<Principal> {
@@ -53,6 +58,8 @@ export async function verifyToken(token: string, settings: JwtSettings): Promise
       algorithms: [settings.algorithm],
       requiredClaims: ['sub', 'exp'],
       clockTolerance: CLOCK_TOLERANCE_SECONDS,
+      ...(settings.issuer === undefined ? {} : { issuer: settings.issuer }),
+      ...(settings.audience === undefined ? {} : { audience: settings.audience }),
     }));
   } catch (err) {
     throw new UnauthorizedError(rejection(err), CHALLENGE_INVALID);
@@ -95,12 +102,17 @@ export interface TokenClaims {
   scope?: string;
 }
 
-/** Signs a token this server accepts (for development and tests; production tokens come from your IdP). */
+/**
+ * Signs a token this server accepts, with the configured issuer and audience if any (for development and
+ * tests; production tokens come from your IdP).
+ */
 export async function signToken(settings: JwtSettings, claims: TokenClaims): Promise<string> {
   const jwt = new SignJWT(claims.scope === undefined ? {} : { scope: claims.scope })
     .setProtectedHeader({ alg: settings.algorithm, typ: 'JWT' })
     .setSubject(claims.sub)
     .setIssuedAt()
     .setExpirationTime(Math.floor(Date.now() / 1000) + (claims.ttlSeconds ?? 3600));
+  if (settings.issuer !== undefined) jwt.setIssuer(settings.issuer);
+  if (settings.audience !== undefined) jwt.setAudience(settings.audience);
   return jwt.sign(secretKey(settings));
 }

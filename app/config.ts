@@ -25,14 +25,19 @@ export interface AppConfig {
   databaseUrl: string | undefined;
   /** Redis URL; `undefined` → in-memory sessions (one instance only). */
   redisUrl: string | undefined;
-  /** JWT verification settings; `undefined` → anonymous access (development only). */
-  jwt: { secret: string; algorithm: JwtAlgorithm } | undefined;
+  /**
+   * JWT verification settings; `undefined` → anonymous access (development only). `issuer` / `audience`, when
+   * set, are required values of the `iss` / `aud` claims.
+   */
+  jwt: { secret: string; algorithm: JwtAlgorithm; issuer?: string; audience?: string } | undefined;
   /** VirusTotal settings; `undefined` → the `virustotal_*` tools are not offered. */
   virustotal: { apiKey: string; baseUrl: string } | undefined;
   /** Instance id for logs and `health_check`; `undefined` → `${hostname}-${pid}`. */
   instanceId: string | undefined;
-  /** Sliding idle lifetime of an MCP session, in seconds. */
+  /** Sliding idle lifetime of an MCP session, in seconds; at most {@link sessionMaxLifetimeSeconds}. */
   sessionTtlSeconds: number;
+  /** Absolute lifetime of an MCP session however active, in seconds (`SESSION_MAX_LIFETIME_SECONDS`). */
+  sessionMaxLifetimeSeconds: number;
   /** pino log level. */
   logLevel: LogLevel;
   /** Allowed `Host` header values; `undefined` → derived from host/port when bound to loopback. */
@@ -104,14 +109,23 @@ function booleanVar(fallback: boolean) {
   );
 }
 
+/** A comma-separated list. A value with no entries at all (`,`) is an error: blank means unset. */
 function commaList() {
-  return z.string().transform((v) =>
-    v
-      .split(',')
-      .map((s) => s.trim())
-      .filter((s) => s !== ''),
-  );
+  return z
+    .string()
+    .transform((v) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== ''),
+    )
+    .refine((list) => list.length > 0, {
+      error: 'expected a comma-separated list of at least one value (leave it unset for the default)',
+    });
 }
+
+/** Longest `SESSION_TTL_SECONDS` / `SESSION_MAX_LIFETIME_SECONDS`: 31 days. */
+const MAX_SESSION_SECONDS = 31 * 24 * 3600;
 
 const HOST_PATTERN =
   /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|[0-9A-Fa-f:.]+)$/;
@@ -133,6 +147,8 @@ const envSchema = z
       z.string().min(32, { error: 'expected a secret of at least 32 characters (256 bits)' }),
     ),
     JWT_ALGORITHM: enumVar(JWT_ALGORITHMS, 'HS256'),
+    JWT_ISSUER: optional(z.string().trim().max(1000, { error: 'expected at most 1000 characters' })),
+    JWT_AUDIENCE: optional(z.string().trim().max(1000, { error: 'expected at most 1000 characters' })),
     VIRUSTOTAL_API_KEY: optional(
       z
         .string()
@@ -145,7 +161,8 @@ const envSchema = z
     INSTANCE_ID: optional(
       z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'expected 1-64 characters of A-Z a-z 0-9 . _ -' }),
     ),
-    SESSION_TTL_SECONDS: integer(10, 31 * 24 * 3600, 3600),
+    SESSION_TTL_SECONDS: integer(10, MAX_SESSION_SECONDS, 3600),
+    SESSION_MAX_LIFETIME_SECONDS: integer(10, MAX_SESSION_SECONDS, 86_400),
     LOG_LEVEL: enumVar(LOG_LEVELS, 'info'),
     MCP_ALLOWED_HOSTS: optional(commaList()),
     MCP_ALLOWED_ORIGINS: optional(commaList()),
@@ -157,6 +174,22 @@ const envSchema = z
         code: 'custom',
         path: ['JWT_SECRET_KEY'],
         message: 'required when ENVIRONMENT=production (anonymous access is for development only)',
+      });
+    }
+    for (const name of ['JWT_ISSUER', 'JWT_AUDIENCE'] as const) {
+      if (env[name] !== undefined && env.JWT_SECRET_KEY === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [name],
+          message: 'only checked on tokens: set JWT_SECRET_KEY too, or unset this',
+        });
+      }
+    }
+    if (env.SESSION_TTL_SECONDS > env.SESSION_MAX_LIFETIME_SECONDS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['SESSION_TTL_SECONDS'],
+        message: `expected at most SESSION_MAX_LIFETIME_SECONDS (${env.SESSION_MAX_LIFETIME_SECONDS}): every session ends at its maximum lifetime, however active`,
       });
     }
   });
@@ -191,13 +224,21 @@ export function parseConfig(env: Record<string, string | undefined>): AppConfig 
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
     jwt:
-      e.JWT_SECRET_KEY === undefined ? undefined : { secret: e.JWT_SECRET_KEY, algorithm: e.JWT_ALGORITHM },
+      e.JWT_SECRET_KEY === undefined
+        ? undefined
+        : {
+            secret: e.JWT_SECRET_KEY,
+            algorithm: e.JWT_ALGORITHM,
+            ...(e.JWT_ISSUER === undefined ? {} : { issuer: e.JWT_ISSUER }),
+            ...(e.JWT_AUDIENCE === undefined ? {} : { audience: e.JWT_AUDIENCE }),
+          },
     virustotal:
       e.VIRUSTOTAL_API_KEY === undefined
         ? undefined
         : { apiKey: e.VIRUSTOTAL_API_KEY, baseUrl: e.VIRUSTOTAL_BASE_URL.replace(/\/+$/, '') },
     instanceId: e.INSTANCE_ID,
     sessionTtlSeconds: e.SESSION_TTL_SECONDS,
+    sessionMaxLifetimeSeconds: e.SESSION_MAX_LIFETIME_SECONDS,
     logLevel: e.LOG_LEVEL,
     allowedHosts: e.MCP_ALLOWED_HOSTS,
     allowedOrigins: e.MCP_ALLOWED_ORIGINS,

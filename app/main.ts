@@ -119,6 +119,7 @@ export async function start(
       authenticate: config.jwt === undefined ? undefined : createAuthenticator(config.jwt),
       instanceId,
       sessionTtlMs: config.sessionTtlSeconds * 1000,
+      maxSessionLifetimeMs: config.sessionMaxLifetimeSeconds * 1000,
       logger,
       metrics,
       ...hostPolicy(config, port),

@@ -17,13 +17,13 @@ export async function createPgliteDatabase(): Promise<Database> {
 
   return {
     kind: 'pglite',
-    query<R extends Row = Row>(
+    async query<R extends Row = Row>(
       sql: string,
       params: readonly unknown[] = [],
       signal?: AbortSignal,
     ): Promise<R[]> {
       signal?.throwIfAborted();
-      return db.transaction(async (tx) => {
+      return await db.transaction(async (tx) => {
         // PGlite runs one transaction at a time: a call cancelled while queued behind others is skipped.
         // A statement already running cannot be interrupted (single-threaded WebAssembly).
         signal?.throwIfAborted();

@@ -15,7 +15,10 @@ export class ToolError extends Error {
 
 /** What a tool handler gets besides its arguments. */
 export interface ToolCallContext {
-  /** Aborted when the client cancels the call or the session ends. */
+  /**
+   * Aborted when the client cancels the call or the session ends. Pass it on to I/O; whatever the handler
+   * throws after it aborted is treated as the cancellation (logged at debug level, not as a failure).
+   */
   signal: AbortSignal;
   /** Logger bound to the session and tool. */
   logger: Logger;
@@ -61,6 +64,12 @@ function errorResult(text: string): CallToolResult {
   return { content: [{ type: 'text', text }], isError: true };
 }
 
+function describeReason(reason: unknown): string {
+  if (reason instanceof Error)
+    return reason.message === '' ? reason.name : `${reason.name}: ${reason.message}`;
+  return String(reason);
+}
+
 function describe(template: string, fullName: string, name: string): string {
   const prefix = fullName.endsWith(`_${name}`) ? fullName.slice(0, -name.length - 1) : '';
   return template.replaceAll('{tool}', fullName).replaceAll('{prefix}', prefix);
@@ -82,6 +91,11 @@ export function defineTool<I extends z.ZodRawShape, O extends z.ZodRawShape>(
             structuredContent: output,
           };
         } catch (err) {
+          if (signal.aborted) {
+            // The client cancelled (or the session ended): expected, and nobody reads this result.
+            toolLogger.debug({ reason: describeReason(signal.reason) }, 'tool call cancelled');
+            return errorResult(`${fullName} was cancelled.`);
+          }
           if (err instanceof ToolError) return errorResult(err.message);
           const ref = randomBytes(4).toString('hex');
           toolLogger.error({ err, ref }, 'tool failed');

@@ -36,7 +36,21 @@ const FILTERS: Record<string, string[]> = {
 };
 
 const sortKeys = Object.keys(SORT_COLUMNS) as [SortColumn, ...SortColumn[]];
-const isoDate = z.iso.date({ error: 'expected a calendar date as YYYY-MM-DD' });
+/** PostgreSQL `date` has no year 0 (1 BC is written `0001-01-01 BC`): the smallest value a client can send. */
+const MIN_DATE = '0001-01-01';
+const isoDate = z.iso
+  .date({ error: 'expected a calendar date as YYYY-MM-DD' })
+  .refine((v) => v >= MIN_DATE, { error: `expected a date from ${MIN_DATE} on` });
+/** Filter text: PostgreSQL text cannot hold the NUL character (U+0000), so it is rejected here. */
+const filterText = (description: string) =>
+  z
+    .string()
+    .trim()
+    .min(1)
+    .max(100)
+    .refine((v) => !v.includes('\0'), { error: 'must not contain the NUL character (U+0000)' })
+    .optional()
+    .describe(description);
 
 const employeeShape = z.object({
   id: z.number().int(),
@@ -52,18 +66,40 @@ const employeeShape = z.object({
 
 const READ_ONLY = { readOnlyHint: true, idempotentHint: true, openWorldHint: false } as const;
 
-/** Runs a statement; maps driver failures to messages without SQL or driver text (those go to the log). */
+/** What a data exception (SQLSTATE class 22) says about the filter values, without driver text. */
+function dataExceptionHint(code: string): string {
+  if (code === '22007' || code === '22008') return 'a date is invalid or out of range';
+  if (code === '22003') return 'a number is out of range';
+  if (code === '22021' || code === '22P05')
+    return 'a text value contains a character the database cannot store';
+  return 'a value is not valid for its column';
+}
+
+/**
+ * Runs a statement; maps driver failures to messages without SQL or driver text (those go to the log).
+ * After `signal` aborted, the driver's error is rethrown as is: the tool layer treats it as the cancellation.
+ */
 async function run<R extends Row>(
   db: Database,
   logger: AppLogger,
+  signal: AbortSignal,
   sql: string,
   params: readonly unknown[] = [],
 ): Promise<R[]> {
   try {
-    return await db.query<R>(sql, params);
+    return await db.query<R>(sql, params, signal);
   } catch (err) {
+    if (signal.aborted) throw err;
     const code = sqlState(err);
     const ref = randomBytes(4).toString('hex');
+    if (code?.startsWith('22')) {
+      // A data exception: the database refused a filter value the input schema let through. The caller's
+      // problem, not an outage.
+      logger.warn({ err, sqlState: code, ref }, 'database rejected a filter value');
+      throw new ToolError(
+        `Bad filter value: ${dataExceptionHint(code)} (reference ${ref}). Check the filters and try again.`,
+      );
+    }
     logger.error({ err, sqlState: code, ref }, 'database query failed');
     if (code === '57014') {
       throw new ToolError(`The query took too long and was stopped (reference ${ref}). Narrow the filters.`);
@@ -100,20 +136,8 @@ Args:
 Returns: { employees: [...], total: matches before paging, limit, offset, next_offset: offset of the next page or null }.
 Example: {tool}(department="Engineering", min_salary=120000, sort_by="salary", sort_order="desc", limit=5) → the five best-paid engineers earning at least 120000, and total = how many match.`,
       inputSchema: {
-        department: z
-          .string()
-          .trim()
-          .min(1)
-          .max(100)
-          .optional()
-          .describe('Exact department name, case-insensitive.'),
-        name: z
-          .string()
-          .trim()
-          .min(1)
-          .max(100)
-          .optional()
-          .describe('Substring of the full name, case-insensitive.'),
+        department: filterText('Exact department name, case-insensitive.'),
+        name: filterText('Substring of the full name, case-insensitive.'),
         min_salary: z
           .number()
           .min(0)
@@ -155,7 +179,7 @@ Example: {tool}(department="Engineering", min_salary=120000, sort_by="salary", s
           .describe('offset of the next page, or null on the last page.'),
       },
       annotations: READ_ONLY,
-      handler: async (args, { logger: log }) => {
+      handler: async (args, { logger: log, signal }) => {
         if (
           args.min_salary !== undefined &&
           args.max_salary !== undefined &&
@@ -182,7 +206,13 @@ Example: {tool}(department="Engineering", min_salary=120000, sort_by="salary", s
           limit: args.limit,
           offset: args.offset,
         });
-        const [row] = await run<{ total: number; rows: unknown }>(db, log, statement.sql, statement.params);
+        const [row] = await run<{ total: number; rows: unknown }>(
+          db,
+          log,
+          signal,
+          statement.sql,
+          statement.params,
+        );
         const employees = rowsShape.parse(row?.rows ?? []);
         const total = row?.total ?? 0;
         const next = args.offset + employees.length;
@@ -222,7 +252,7 @@ Example: {tool}() → { "table": "employees", "row_count": 20, "columns": [{ "na
         ),
       },
       annotations: READ_ONLY,
-      handler: async (_args, { logger: log }) => {
+      handler: async (_args, { logger: log, signal }) => {
         const columns = await run<{
           column_name: string;
           data_type: string;
@@ -231,13 +261,13 @@ Example: {tool}() → { "table": "employees", "row_count": 20, "columns": [{ "na
           character_maximum_length: number | null;
           numeric_precision: number | null;
           numeric_scale: number | null;
-        }>(db, log, EMPLOYEE_SCHEMA_SQL);
+        }>(db, log, signal, EMPLOYEE_SCHEMA_SQL);
         if (columns.length === 0) {
           throw new ToolError(
             'The employees table does not exist in this database. An operator must run the seed script.',
           );
         }
-        const [count] = await run<{ count: number }>(db, log, EMPLOYEE_COUNT_SQL);
+        const [count] = await run<{ count: number }>(db, log, signal, EMPLOYEE_COUNT_SQL);
         return {
           table: 'employees',
           row_count: count?.count ?? 0,

@@ -8,14 +8,16 @@ export interface VirusTotalOptions {
   apiKey: string;
   /** API root without trailing slash (`VIRUSTOTAL_BASE_URL`). @default 'https://www.virustotal.com/api/v3' */
   baseUrl: string;
-  /** Per-request timeout. @default 10000 */
+  /** Per-request timeout, covering the response body too. @default 10000 */
   timeoutMs?: number;
+  /** Largest response body read, in bytes; a bigger answer is an error result. @default 5000000 */
+  maxBodyBytes?: number;
 }
 
 /** An MD5 (32), SHA-1 (40) or SHA-256 (64) hex digest. */
 const HASH = /^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$/;
-/** Biggest response body read; real reports are a few hundred KB. */
-const MAX_BODY_CHARS = 5_000_000;
+/** Default biggest response body read, in bytes; real reports are a few hundred KB. */
+const MAX_BODY_BYTES = 5_000_000;
 const MAX_LISTED = 20;
 
 const count = z.number().int().nonnegative().catch(0);
@@ -154,6 +156,36 @@ function summarize(hash: string, report: z.output<typeof fileReport>): Output {
   };
 }
 
+class BodyTooLarge extends Error {}
+
+/**
+ * Reads a response body of at most `maxBytes` bytes as UTF-8 text, never holding more than that: a declared
+ * `content-length` above it is refused unread, and a body that grows past it is cancelled mid-stream.
+ * @throws BodyTooLarge beyond the cap; the stream's error (abort, timeout, network) otherwise.
+ */
+async function readCapped(res: Response, maxBytes: number): Promise<string> {
+  const declared = Number(res.headers.get('content-length') ?? Number.NaN);
+  if (declared > maxBytes || res.body === null) {
+    await res.body?.cancel().catch(() => undefined);
+    if (declared > maxBytes) throw new BodyTooLarge();
+    return '';
+  }
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      throw new BodyTooLarge();
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks, size).toString('utf8');
+}
+
 async function fetchReport(
   options: VirusTotalOptions,
   hash: string,
@@ -161,30 +193,37 @@ async function fetchReport(
   logger: AppLogger,
 ): Promise<unknown> {
   const timeoutMs = options.timeoutMs ?? 10_000;
+  const maxBodyBytes = options.maxBodyBytes ?? MAX_BODY_BYTES;
+  // The caller cancelling and the timeout both stop the request, including the body download.
+  const requestSignal = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
+  /** Maps a transport failure; a cancellation is rethrown as is (the tool layer handles it). */
+  const failed = (err: unknown, what: string): never => {
+    if (signal.aborted) throw err; // the caller cancelled: nobody reads the result
+    if (err instanceof Error && err.name === 'TimeoutError') {
+      throw new ToolError(`VirusTotal did not answer within ${timeoutMs / 1000} s. Try again later.`);
+    }
+    logger.warn({ err }, what);
+    throw new ToolError('VirusTotal could not be reached. Try again later.');
+  };
   let res: Response;
   try {
     res = await fetch(`${options.baseUrl}/files/${hash}`, {
       headers: { 'x-apikey': options.apiKey, accept: 'application/json' },
       // A redirect would carry the API key to wherever it points.
       redirect: 'error',
-      signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
+      signal: requestSignal,
     });
   } catch (err) {
-    if (signal.aborted) throw err; // the caller cancelled: nobody reads the result
-    if (err instanceof Error && err.name === 'TimeoutError') {
-      throw new ToolError(`VirusTotal did not answer within ${timeoutMs / 1000} s. Try again later.`);
-    }
-    logger.warn({ err }, 'VirusTotal request failed');
-    throw new ToolError('VirusTotal could not be reached. Try again later.');
+    return failed(err, 'VirusTotal request failed');
   }
   if (res.status === 404) {
-    await res.body?.cancel();
+    await res.body?.cancel().catch(() => undefined);
     throw new ToolError(
       `VirusTotal has no report for ${hash}: the file has never been submitted, so nothing is known about it.`,
     );
   }
   if (!res.ok) {
-    await res.body?.cancel();
+    await res.body?.cancel().catch(() => undefined);
     logger.warn({ status: res.status }, 'VirusTotal answered with an error');
     if (res.status === 401 || res.status === 403) {
       throw new ToolError(
@@ -194,9 +233,21 @@ async function fetchReport(
     if (res.status === 429) throw new ToolError('VirusTotal quota exceeded. Try again later.');
     throw new ToolError(`VirusTotal answered with HTTP ${res.status}. Try again later.`);
   }
-  const text = await res.text();
-  if (text.length > MAX_BODY_CHARS)
-    throw new ToolError('VirusTotal answered with an unexpectedly large report.');
+  let text: string;
+  try {
+    text = await readCapped(res, maxBodyBytes);
+  } catch (err) {
+    if (err instanceof BodyTooLarge) {
+      logger.warn(
+        { maxBodyBytes, contentLength: res.headers.get('content-length') },
+        'VirusTotal response too large',
+      );
+      throw new ToolError(
+        `VirusTotal answered with a response too large to read (over ${maxBodyBytes} bytes). Try again later.`,
+      );
+    }
+    return failed(err, 'VirusTotal response could not be read');
+  }
   try {
     return JSON.parse(text);
   } catch {

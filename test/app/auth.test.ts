@@ -114,3 +114,57 @@ describe('JWT authentication', () => {
     await rejectsWith(`Bearer ${token}`, /algorithm/);
   });
 });
+
+describe('JWT issuer and audience (JWT_ISSUER / JWT_AUDIENCE)', () => {
+  const strict: JwtSettings = { ...settings, issuer: 'https://idp.example/', audience: 'mcp-fleet' };
+  const check = createAuthenticator(strict);
+  const token = (claims: { iss?: string; aud?: string | string[] }) => {
+    const jwt = sign({ sub: 'alice' }).setExpirationTime('1h');
+    if (claims.iss !== undefined) jwt.setIssuer(claims.iss);
+    if (claims.aud !== undefined) jwt.setAudience(claims.aud);
+    return jwt.sign(key(settings.secret));
+  };
+  async function rejected(jwt: string, claim: string): Promise<void> {
+    await assert.rejects(check(request(`Bearer ${jwt}`)), (err: unknown) => {
+      assert.ok(err instanceof UnauthorizedError);
+      assert.equal(err.wwwAuthenticate, CHALLENGE_INVALID);
+      assert.match(err.message, new RegExp(`Token claim "${claim}" is missing or invalid`));
+      return true;
+    });
+  }
+
+  it('accepts a token with the configured issuer and audience', async () => {
+    const jwt = await token({ iss: 'https://idp.example/', aud: 'mcp-fleet' });
+    assert.equal((await check(request(`Bearer ${jwt}`))).id, 'alice');
+    const listed = await token({ iss: 'https://idp.example/', aud: ['other', 'mcp-fleet'] });
+    assert.equal((await check(request(`Bearer ${listed}`))).id, 'alice');
+  });
+
+  it('signs tokens with the configured issuer and audience', async () => {
+    const jwt = await signToken(strict, { sub: 'dave' });
+    assert.equal((await check(request(`Bearer ${jwt}`))).id, 'dave');
+  });
+
+  it('rejects a wrong or missing issuer', async () => {
+    await rejected(await token({ iss: 'https://evil.example/', aud: 'mcp-fleet' }), 'iss');
+    await rejected(await token({ aud: 'mcp-fleet' }), 'iss');
+  });
+
+  it('rejects a wrong or missing audience', async () => {
+    await rejected(await token({ iss: 'https://idp.example/', aud: 'another-api' }), 'aud');
+    await rejected(await token({ iss: 'https://idp.example/' }), 'aud');
+  });
+
+  it('checks neither claim when unset', async () => {
+    const jwt = await token({ iss: 'https://anyone.example/', aud: 'anything' });
+    assert.equal((await authenticate(request(`Bearer ${jwt}`))).id, 'alice');
+  });
+
+  it('checks only the one configured', async () => {
+    const issuerOnly = createAuthenticator({ ...settings, issuer: 'https://idp.example/' });
+    const jwt = await token({ iss: 'https://idp.example/', aud: 'anything' });
+    assert.equal((await issuerOnly(request(`Bearer ${jwt}`))).id, 'alice');
+    const audienceOnly = createAuthenticator({ ...settings, audience: 'mcp-fleet' });
+    await assert.rejects(audienceOnly(request(`Bearer ${jwt}`)), /"aud"/);
+  });
+});

@@ -68,6 +68,18 @@ describe('app/main.ts configuration errors', () => {
     assert.match(r.stderr, /JWT_SECRET_KEY: required when ENVIRONMENT=production/);
   });
 
+  it('exits 2 for an empty allow-list and an idle TTL beyond the session lifetime', async () => {
+    const r = await run(
+      'app/main.ts',
+      { MCP_ALLOWED_HOSTS: ',', SESSION_TTL_SECONDS: '7200', SESSION_MAX_LIFETIME_SECONDS: '3600' },
+      [],
+      dir,
+    );
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /MCP_ALLOWED_HOSTS: expected a comma-separated list of at least one value/);
+    assert.match(r.stderr, /SESSION_TTL_SECONDS: expected at most SESSION_MAX_LIFETIME_SECONDS \(3600\)/);
+  });
+
   it('reads .env from the working directory, with the environment winning', async () => {
     const envDir = mkdtempSync(join(dir, 'envfile-'));
     writeFileSync(join(envDir, '.env'), 'LOG_LEVEL=chatty\nMCP_SERVER_PORT=not-a-port\n');
@@ -94,6 +106,14 @@ describe('app/token.ts', () => {
     assert.deepEqual(principal.authInfo?.scopes, ['read']);
     const ttl = (principal.authInfo?.expiresAt ?? 0) - Math.floor(Date.now() / 1000);
     assert.ok(ttl > 100 && ttl <= 120, `ttl ${ttl}`);
+  });
+
+  it('sets the configured issuer and audience', async () => {
+    const env = { JWT_SECRET_KEY: SECRET, JWT_ISSUER: 'https://idp.example/', JWT_AUDIENCE: 'mcp' };
+    const r = await run('app/token.ts', env, ['--sub', 'bob']);
+    assert.equal(r.code, 0, r.stderr);
+    const settings = { secret: SECRET, algorithm: 'HS256', issuer: env.JWT_ISSUER, audience: 'mcp' } as const;
+    assert.equal((await verifyToken(r.stdout.trim(), settings)).id, 'bob');
   });
 
   it('exits 2 without a secret or a subject', async () => {

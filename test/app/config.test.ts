@@ -31,6 +31,7 @@ describe('configuration', () => {
       virustotal: undefined,
       instanceId: undefined,
       sessionTtlSeconds: 3600,
+      sessionMaxLifetimeSeconds: 86_400,
       logLevel: 'info',
       allowedHosts: undefined,
       allowedOrigins: undefined,
@@ -47,10 +48,13 @@ describe('configuration', () => {
       REDIS_URL: 'rediss://:pw@redis:6380/1',
       JWT_SECRET_KEY: SECRET,
       JWT_ALGORITHM: 'HS512',
+      JWT_ISSUER: 'https://idp.example/',
+      JWT_AUDIENCE: 'mcp-fleet',
       VIRUSTOTAL_API_KEY: 'vt-key',
       VIRUSTOTAL_BASE_URL: 'http://127.0.0.1:1234/api/v3/',
       INSTANCE_ID: 'pod-a.1',
       SESSION_TTL_SECONDS: '600',
+      SESSION_MAX_LIFETIME_SECONDS: '7200',
       LOG_LEVEL: 'debug',
       MCP_ALLOWED_HOSTS: 'a.example:443, b.example:443',
       MCP_ALLOWED_ORIGINS: 'https://a.example',
@@ -62,10 +66,11 @@ describe('configuration', () => {
       port: 8080,
       databaseUrl: 'postgresql://u:p@db:5432/app',
       redisUrl: 'rediss://:pw@redis:6380/1',
-      jwt: { secret: SECRET, algorithm: 'HS512' },
+      jwt: { secret: SECRET, algorithm: 'HS512', issuer: 'https://idp.example/', audience: 'mcp-fleet' },
       virustotal: { apiKey: 'vt-key', baseUrl: 'http://127.0.0.1:1234/api/v3' },
       instanceId: 'pod-a.1',
       sessionTtlSeconds: 600,
+      sessionMaxLifetimeSeconds: 7200,
       logLevel: 'debug',
       allowedHosts: ['a.example:443', 'b.example:443'],
       allowedOrigins: ['https://a.example'],
@@ -97,6 +102,24 @@ describe('configuration', () => {
     [{ ENVIRONMENT: 'staging' }, /ENVIRONMENT: expected one of development, production \(got "staging"\)/],
     [{ LOG_LEVEL: 'verbose' }, /LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent/],
     [{ SESSION_TTL_SECONDS: '0' }, /SESSION_TTL_SECONDS: expected an integer from 10 to/],
+    [
+      { SESSION_TTL_SECONDS: '86401' },
+      /SESSION_TTL_SECONDS: expected at most SESSION_MAX_LIFETIME_SECONDS \(86400\).* \(got "86401"\)/,
+    ],
+    [
+      { SESSION_TTL_SECONDS: '3600', SESSION_MAX_LIFETIME_SECONDS: '600' },
+      /SESSION_TTL_SECONDS: expected at most SESSION_MAX_LIFETIME_SECONDS \(600\)/,
+    ],
+    [
+      { SESSION_MAX_LIFETIME_SECONDS: '5' },
+      /SESSION_MAX_LIFETIME_SECONDS: expected an integer from 10 to 2678400 \(got "5"\)/,
+    ],
+    [{ SESSION_MAX_LIFETIME_SECONDS: '2678401' }, /SESSION_MAX_LIFETIME_SECONDS: expected an integer/],
+    [{ MCP_ALLOWED_HOSTS: ',' }, /MCP_ALLOWED_HOSTS: expected a comma-separated list of at least one value/],
+    [{ MCP_ALLOWED_HOSTS: ' , ,' }, /MCP_ALLOWED_HOSTS: expected a comma-separated list/],
+    [{ MCP_ALLOWED_ORIGINS: ',' }, /MCP_ALLOWED_ORIGINS: expected a comma-separated list of at least one/],
+    [{ JWT_ISSUER: 'https://idp.example/' }, /JWT_ISSUER: only checked on tokens: set JWT_SECRET_KEY too/],
+    [{ JWT_AUDIENCE: 'mcp' }, /JWT_AUDIENCE: only checked on tokens: set JWT_SECRET_KEY too/],
     [{ METRICS_ENABLED: 'yes' }, /METRICS_ENABLED: expected true, false, 1 or 0 \(got "yes"\)/],
     [
       { DATABASE_URL: 'mysql://u@h/db' },
@@ -115,6 +138,27 @@ describe('configuration', () => {
       assert.match(configError(env), message);
     });
   }
+
+  it('accepts an idle TTL up to the maximum lifetime, and a longer lifetime', () => {
+    const equal = parseConfig({ SESSION_TTL_SECONDS: '86400' });
+    assert.equal(equal.sessionTtlSeconds, 86_400);
+    assert.equal(equal.sessionMaxLifetimeSeconds, 86_400);
+    const week = parseConfig({ SESSION_TTL_SECONDS: '172800', SESSION_MAX_LIFETIME_SECONDS: '604800' });
+    assert.equal(week.sessionTtlSeconds, 172_800);
+    assert.equal(week.sessionMaxLifetimeSeconds, 604_800);
+  });
+
+  it('treats blank allow-lists as unset and keeps non-empty ones', () => {
+    assert.equal(parseConfig({ MCP_ALLOWED_HOSTS: '', MCP_ALLOWED_ORIGINS: ' ' }).allowedHosts, undefined);
+    assert.deepEqual(parseConfig({ MCP_ALLOWED_HOSTS: ',proxy:8080,' }).allowedHosts, ['proxy:8080']);
+  });
+
+  it('omits issuer and audience when unset', () => {
+    assert.deepEqual(parseConfig({ JWT_SECRET_KEY: SECRET, JWT_ISSUER: '', JWT_AUDIENCE: ' ' }).jwt, {
+      secret: SECRET,
+      algorithm: 'HS256',
+    });
+  });
 
   it('lists every bad variable at once', () => {
     const message = configError({ MCP_SERVER_PORT: 'x', LOG_LEVEL: 'loud', JWT_ALGORITHM: 'ES256' });

@@ -5,11 +5,12 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import pg from 'pg';
 import { pino } from 'pino';
-import type { Database } from '../../app/db/database.js';
+import type { Database, Row } from '../../app/db/database.js';
 import { createPgliteDatabase } from '../../app/db/pglite.js';
 import { createPostgresDatabase } from '../../app/db/postgres.js';
 import { SAMPLE_EMPLOYEES } from '../../app/db/sample-employees.js';
 import { seedDatabase } from '../../app/db/seed.js';
+import type { AppLogger } from '../../app/logger.js';
 import { importServer } from '../../app/servers/import-server.js';
 import { createPostgresServer } from '../../app/servers/postgres.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
@@ -47,11 +48,48 @@ function assertCleanError(result: CallToolResult): void {
   assert.doesNotMatch(text(result), LEAK, `leaked: ${text(result)}`);
 }
 
-async function toolsOn(db: Database): Promise<Client> {
+async function toolsOn(db: Database, logger: AppLogger = silent): Promise<Client> {
   const server = new McpServer({ name: 'pg-test', version: '1.0.0' });
-  importServer(server, 'postgres', createPostgresServer(db), silent);
+  importServer(server, 'postgres', createPostgresServer(db), logger);
   return connect(server);
 }
+
+interface LogLine {
+  level: number;
+  msg: string;
+  ref?: string;
+  sqlState?: string;
+  tool?: string;
+  err?: unknown;
+}
+
+/** A logger keeping every line (debug and up), parsed. */
+function capture(): { logger: AppLogger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const logger = pino(
+    { level: 'debug' },
+    { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) },
+  );
+  return { logger, lines };
+}
+
+/** `db` with some parameter values swapped after validation, to make the database itself reject them. */
+function swapping(db: Database, swap: Record<string, string>): Database & { calls: number } {
+  const wrapped = {
+    kind: db.kind,
+    calls: 0,
+    query<R extends Row = Row>(sql: string, params: readonly unknown[] = [], signal?: AbortSignal) {
+      wrapped.calls++;
+      const swapped = params.map((p) => (typeof p === 'string' && p in swap ? swap[p] : p));
+      return db.query<R>(sql, swapped, signal);
+    },
+    ping: () => db.ping(),
+    close: () => Promise.resolve(),
+  };
+  return wrapped;
+}
+
+const LEVEL = { debug: 20, info: 30, warn: 40, error: 50 } as const;
 
 const INJECTIONS = [
   "' OR '1'='1",
@@ -236,6 +274,82 @@ function employeeSuite(
       }
     });
 
+    it('rejects values PostgreSQL cannot take in the input schema, before any query', async () => {
+      const counted = swapping(db, {});
+      const { logger, lines } = capture();
+      const checked = await toolsOn(counted, logger);
+      try {
+        const cases: [Record<string, unknown>, RegExp][] = [
+          [{ hired_after: '0000-01-01' }, /expected a date from 0001-01-01 on/],
+          [{ hired_before: '0000-12-31' }, /expected a date from 0001-01-01 on/],
+          [{ hired_after: '0000-02-29' }, /date/],
+          [{ name: 'a\u0000b' }, /must not contain the NUL character/],
+          [{ department: '\u0000' }, /must not contain the NUL character/],
+          [{ department: 'Sales\u0000' }, /must not contain the NUL character/],
+        ];
+        for (const [args, message] of cases) {
+          const result = await call(checked, 'postgres_query_employees', args);
+          assertCleanError(result);
+          assert.match(text(result), message, JSON.stringify(args));
+        }
+        assert.equal(counted.calls, 0);
+        assert.equal(
+          page(await call(checked, 'postgres_query_employees', { hired_after: '0001-01-01' })).total,
+          20,
+        );
+        assert.equal(
+          page(await call(checked, 'postgres_query_employees', { hired_before: '9999-12-31' })).total,
+          20,
+        );
+        assert.deepEqual(
+          lines.filter((l) => l.level >= LEVEL.warn),
+          [],
+        );
+      } finally {
+        await checked.close();
+      }
+    });
+
+    it('answers a value the database rejects (SQLSTATE class 22) as a bad filter, logged at warn', async () => {
+      const { logger, lines } = capture();
+      const checked = await toolsOn(
+        swapping(db, { '1999-01-01': '0000-01-01', '%sneaky%': '%a\u0000b%', sneaky: 'a\u0000b' }),
+        logger,
+      );
+      try {
+        const cases: [Record<string, unknown>, string, RegExp][] = [
+          [{ hired_after: '1999-01-01' }, '22008', /a date is invalid or out of range/],
+          [{ name: 'sneaky' }, '22021', /a text value contains a character the database cannot store/],
+          [{ department: 'sneaky' }, '22021', /a text value contains a character the database cannot store/],
+        ];
+        for (const [args, code, message] of cases) {
+          const result = await call(checked, 'postgres_query_employees', args);
+          assertCleanError(result);
+          const ref = /^Bad filter value: .* \(reference ([0-9a-f]{8})\)/.exec(text(result))?.[1];
+          assert.ok(ref, text(result));
+          assert.match(text(result), message);
+          const entry = lines.find((l) => l.ref === ref);
+          assert.equal(entry?.level, LEVEL.warn, JSON.stringify(entry));
+          assert.equal(entry?.msg, 'database rejected a filter value');
+          assert.equal(entry?.sqlState, code);
+        }
+        assert.deepEqual(
+          lines.filter((l) => l.level >= LEVEL.error),
+          [],
+        );
+      } finally {
+        await checked.close();
+      }
+    });
+
+    it('does not run a statement whose call was already cancelled', async () => {
+      await assert.rejects(
+        db.query('SELECT 1 AS one', [], AbortSignal.abort()),
+        (err: Error) => err.name === 'AbortError',
+      );
+      assert.deepEqual(await db.query('SELECT 1 AS one', [], new AbortController().signal), [{ one: 1 }]);
+    });
+
     it('still has every row after the injection attempts', async () => {
       assert.equal(page(await call(client, 'postgres_query_employees')).total, 20);
     });
@@ -340,6 +454,73 @@ describe('PostgreSQL specifics', () => {
       // The connection went back to the pool in a usable state.
       assert.deepEqual(await db.query('SELECT 1 AS one'), [{ one: 1 }]);
     } finally {
+      await db.close();
+    }
+  });
+
+  it('cancels a running statement on the server when the signal aborts', async () => {
+    const db = createPostgresDatabase({ url: server.url, maxConnections: 1 });
+    const raw = new pg.Client({ connectionString: server.url });
+    await raw.connect();
+    try {
+      const controller = new AbortController();
+      const started = Date.now();
+      const running = db.query('SELECT pg_sleep(30)', [], controller.signal);
+      setTimeout(() => controller.abort(), 300);
+      // 57014 well before the 5 s statement timeout: the server cancelled it at our request.
+      await assert.rejects(running, (err: { code?: string }) => err.code === '57014');
+      assert.ok(Date.now() - started < 3_000, `took ${Date.now() - started} ms`);
+      const { rows } = await raw.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%' AND state = 'active'`,
+      );
+      assert.equal(rows[0]?.n, 0);
+      // The only pooled connection was replaced, and works.
+      assert.deepEqual(await db.query('SELECT 1 AS one'), [{ one: 1 }]);
+      // A signal aborted after the statement finished changes nothing.
+      const late = new AbortController();
+      assert.deepEqual(await db.query('SELECT 2 AS two', [], late.signal), [{ two: 2 }]);
+      late.abort();
+      assert.deepEqual(await db.query('SELECT 3 AS three'), [{ three: 3 }]);
+    } finally {
+      await raw.end();
+      await db.close();
+    }
+  });
+
+  it('treats a client cancelling a tool call as expected: no error log, statement cancelled', async () => {
+    await seedDatabase(server.url);
+    const db = createPostgresDatabase({ url: server.url });
+    // Every statement of the tool becomes a long sleep, so the call is still running when the client cancels.
+    const slow: Database = {
+      kind: db.kind,
+      query: (_sql, _params, signal) => db.query('SELECT pg_sleep(30)', [], signal),
+      ping: () => db.ping(),
+      close: () => db.close(),
+    };
+    const { logger, lines } = capture();
+    const client = await toolsOn(slow, logger);
+    try {
+      const controller = new AbortController();
+      const call = client.callTool({ name: 'postgres_query_employees', arguments: {} }, undefined, {
+        signal: controller.signal,
+      });
+      setTimeout(() => controller.abort(), 300);
+      await assert.rejects(call, /abort/i);
+      const deadline = Date.now() + 3_000;
+      while (!lines.some((l) => l.msg === 'tool call cancelled') && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      // Logged once the statement ended, well before its 5 s timeout: the server cancelled it.
+      const cancelled = lines.find((l) => l.msg === 'tool call cancelled');
+      assert.ok(cancelled, `not cancelled within 3 s: ${JSON.stringify(lines)}`);
+      assert.equal(cancelled.level, LEVEL.debug, JSON.stringify(lines));
+      assert.equal(cancelled?.tool, 'postgres_query_employees');
+      assert.deepEqual(
+        lines.filter((l) => l.level >= LEVEL.warn),
+        [],
+      );
+    } finally {
+      await client.close();
       await db.close();
     }
   });

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { pino } from 'pino';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { importServer } from '../../app/servers/import-server.js';
 import { createVirusTotalServer } from '../../app/servers/virustotal.js';
@@ -12,6 +13,14 @@ const API_KEY = 'stub-api-key-123';
 const EICAR_MD5 = '44d88612fea8a8f36de82e1278abb02f';
 const EICAR_SHA256 = '275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f';
 const CLEAN_SHA1 = 'da39a3ee5e6b4b0d3255bfef95601890afd80709';
+/** Streams an endless report (chunked, no content-length). */
+const ENDLESS = '1'.repeat(64);
+/** Declares a 50 MB report in content-length. */
+const DECLARED_HUGE = '2'.repeat(64);
+/** Sends headers at once, then stalls the body. */
+const STALLED_BODY = '3'.repeat(64);
+/** Sends a report of exactly 1000 bytes. */
+const KILOBYTE = '4'.repeat(64);
 
 const eicarReport = {
   data: {
@@ -71,6 +80,45 @@ describe('virustotal sub-server (against a local stub)', () => {
   let client: Client;
   let fastClient: Client;
   const seen: Seen[] = [];
+  /** Bytes the stub managed to send of the endless report. */
+  let endlessBytes = 0;
+
+  /** Answers the hashes whose body is streamed; false for the others. */
+  function stream(hash: string, res: import('node:http').ServerResponse): boolean {
+    if (hash === ENDLESS) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      res.write('{"data":');
+      const pump = () => {
+        // Up to 1 GB, as fast as the reader takes it.
+        while (!res.destroyed && endlessBytes < 1e9) {
+          endlessBytes += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      pump();
+      return true;
+    }
+    if (hash === DECLARED_HUGE) {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(50_000_000) });
+      res.write('{"data":');
+      return true; // never finished: the client must give up on the header alone
+    }
+    if (hash === STALLED_BODY) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"data":');
+      setTimeout(() => res.end('{}}'), 2_000).unref();
+      return true;
+    }
+    if (hash === KILOBYTE) {
+      const body = JSON.stringify({ data: { attributes: { names: ['x'.repeat(900)] } } });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(body.padEnd(1000, ' '));
+      return true;
+    }
+    return false;
+  }
 
   function reply(req: IncomingMessage): {
     status: number;
@@ -94,6 +142,7 @@ describe('virustotal sub-server (against a local stub)', () => {
   before(async () => {
     stub = createServer((req, res) => {
       seen.push({ path: req.url ?? '', apiKey: req.headers['x-apikey'] as string | undefined });
+      if (stream(req.url?.split('/').pop() ?? '', res)) return;
       const r = reply(req);
       const send = () => {
         if (res.destroyed) return;
@@ -224,6 +273,92 @@ describe('virustotal sub-server (against a local stub)', () => {
     assert.equal(result.isError, true);
     assert.match(text(result), /did not answer within 0.2 s/);
     assert.ok(Date.now() - started < 1_500);
+  });
+
+  it('stops reading an endless report at the size cap', async () => {
+    const heapBefore = process.memoryUsage().heapUsed;
+    const result = await call(client, 'virustotal_file_report', { hash: ENDLESS });
+    assert.equal(result.isError, true);
+    assert.match(text(result), /response too large to read \(over 5000000 bytes\)/);
+    // The download was cut off near the 5 MB cap (plus what socket buffers held), far from the 1 GB offered.
+    assert.ok(endlessBytes < 64e6, `stub sent ${endlessBytes} bytes`);
+    assert.ok(process.memoryUsage().heapUsed - heapBefore < 100e6);
+  });
+
+  it('refuses a declared content-length above the cap without reading the body', async () => {
+    const started = Date.now();
+    const result = await call(client, 'virustotal_file_report', { hash: DECLARED_HUGE });
+    assert.equal(result.isError, true);
+    assert.match(text(result), /response too large/);
+    assert.ok(Date.now() - started < 2_000);
+  });
+
+  it('applies a configured size cap, inclusive', async () => {
+    for (const [maxBodyBytes, ok] of [
+      [999, false],
+      [1000, true],
+    ] as const) {
+      const server = new McpServer({ name: 'vt-small-cap', version: '1.0.0' });
+      importServer(
+        server,
+        'virustotal',
+        createVirusTotalServer({ apiKey: API_KEY, baseUrl, maxBodyBytes }),
+        silent,
+      );
+      const small = await connect(server);
+      try {
+        const result = await call(small, 'virustotal_file_report', { hash: KILOBYTE });
+        if (ok) assert.equal(result.isError, undefined, text(result));
+        else assert.match(text(result), /response too large to read \(over 999 bytes\)/);
+      } finally {
+        await small.close();
+      }
+    }
+  });
+
+  it('applies the timeout to the body too', async () => {
+    const result = await call(fastClient, 'virustotal_file_report', { hash: STALLED_BODY });
+    assert.equal(result.isError, true);
+    assert.match(text(result), /did not answer within 0.2 s/);
+  });
+
+  it('treats a cancelled call as expected: logged at debug, no error', async () => {
+    const lines: { level: number; msg: string; tool?: string }[] = [];
+    const logger = pino(
+      { level: 'debug' },
+      { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) },
+    );
+    const server = new McpServer({ name: 'vt-cancel', version: '1.0.0' });
+    importServer(server, 'virustotal', createVirusTotalServer({ apiKey: API_KEY, baseUrl }), logger);
+    const cancelling = await connect(server);
+    try {
+      for (const hash of ['c'.repeat(64), STALLED_BODY]) {
+        lines.length = 0;
+        const controller = new AbortController();
+        const pending = cancelling.callTool(
+          { name: 'virustotal_file_report', arguments: { hash } },
+          undefined,
+          {
+            signal: controller.signal,
+          },
+        );
+        setTimeout(() => controller.abort(), 100);
+        await assert.rejects(pending, /abort/i);
+        const deadline = Date.now() + 1_000;
+        while (!lines.some((l) => l.msg === 'tool call cancelled') && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        const cancelled = lines.find((l) => l.msg === 'tool call cancelled');
+        assert.equal(cancelled?.level, 20, JSON.stringify(lines));
+        assert.equal(cancelled?.tool, 'virustotal_file_report');
+        assert.deepEqual(
+          lines.filter((l) => l.level >= 40),
+          [],
+        );
+      }
+    } finally {
+      await cancelling.close();
+    }
   });
 
   it('reports a rejected API key without echoing it', async () => {
