@@ -89,3 +89,8 @@ export function storeUnavailable(cause: unknown): FleetError {
   // The driver's words (WRONGPASS, OOM, addresses…) go to the logs through `cause`, not to clients.
   return new FleetError('STORE_UNAVAILABLE', 'Session store unavailable', { cause });
 }
+
+/** Any thrown value as an Error (for `onError` hooks and logs). */
+export function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}

@@ -5,7 +5,7 @@ import { RedisBus } from './bus/redis-bus.js';
 import type { EventLog } from './events/event-log.js';
 import { MemoryEventLog } from './events/memory-event-log.js';
 import { RedisEventLog } from './events/redis-event-log.js';
-import { storeUnavailable } from './errors.js';
+import { asError, storeUnavailable } from './errors.js';
 import { createHandler } from './http/handler.js';
 import { legacyRoutes } from './legacy/routes.js';
 import { SessionHost } from './host/session-host.js';
@@ -39,7 +39,9 @@ import type { Fleet, FleetHealth, FleetOptions, JsonValue, ServerFactory, Sessio
 export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptions<T>): Fleet<T> {
   const opts = resolveOptions(options);
   const logger = opts.logger.child({ instanceId: opts.instanceId });
-  const onError = (err: unknown) => logger.warn({ err }, err instanceof Error ? err.message : String(err));
+  // Non-fatal problems of every part: one warn line, with the session id where there is one.
+  const report = (err: unknown, sessionId?: string) => logger.warn({ err, sessionId }, asError(err).message);
+  const onError = (err: unknown) => report(err);
   // Before any connection is opened: a registry that already has our metrics throws here.
   const metrics = FleetMetrics.create(opts.metrics, opts);
 
@@ -99,7 +101,7 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
     metrics,
     dataFor: dataFor as (id: string) => SessionData<JsonValue>,
     sendStandalone: (session, message) => late.streams!.sendStandalone(session, message),
-    onError: (err, sessionId) => logger.warn({ err, sessionId }, err.message),
+    onError: report,
   });
   const streams = new StreamRouter({
     instanceId: opts.instanceId,
@@ -110,7 +112,7 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
     logger,
     heartbeatMs: opts.streamHeartbeatMs,
     touchSession: (sid) => store.touch(sid),
-    onError: (err, sessionId) => logger.warn({ err, sessionId }, err.message),
+    onError: report,
   });
   late.streams = streams;
   const rt = new Runtime({

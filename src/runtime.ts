@@ -5,7 +5,7 @@ import type {
   RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
 import { LoggingLevelSchema } from '@modelcontextprotocol/sdk/types.js';
-import { FleetError } from './errors.js';
+import { FleetError, asError } from './errors.js';
 import type { BusMessage, MessageBus } from './bus/message-bus.js';
 import type { EventLog } from './events/event-log.js';
 import type { LiveSession } from './host/live-session.js';
@@ -297,8 +297,4 @@ function checkSubscription(session: LiveSession, uri: string): void {
       `Invalid Request: more than ${MAX_SUBSCRIPTIONS} resource subscriptions`,
     );
   }
-}
-
-function asError(e: unknown): Error {
-  return e instanceof Error ? e : new Error(String(e));
 }

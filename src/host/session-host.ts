@@ -8,7 +8,7 @@ import type {
   LoggingLevel,
   MessageExtraInfo,
 } from '@modelcontextprotocol/sdk/types.js';
-import { FleetError, storeUnavailable } from '../errors.js';
+import { FleetError, storeUnavailable, asError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { FleetMetrics } from '../metrics.js';
 import { newSessionId } from '../session-id.js';
@@ -363,8 +363,4 @@ function toProtocol(server: unknown): AnyProtocol {
   if (typeof s.registerTool === 'function' && s.server) return s.server as AnyProtocol;
   if (typeof s.connect === 'function') return server as AnyProtocol;
   throw new TypeError('server factory must return an SDK McpServer or Server');
-}
-
-function asError(e: unknown): Error {
-  return e instanceof Error ? e : new Error(String(e));
 }

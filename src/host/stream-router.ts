@@ -1,6 +1,6 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { BusMessage, MessageBus } from '../bus/message-bus.js';
-import { FleetError } from '../errors.js';
+import { FleetError, asError } from '../errors.js';
 import type { EventLog } from '../events/event-log.js';
 import type { Logger } from '../logger.js';
 import type { StreamRegistry } from '../store/stream-registry.js';
@@ -464,8 +464,4 @@ function closeSink(sink: StreamSink | undefined): void {
   if (!sink || sink.closed) return;
   const s = sink as Partial<SseSink>;
   if (typeof s.disconnect === 'function') s.disconnect();
-}
-
-function asError(e: unknown): Error {
-  return e instanceof Error ? e : new Error(String(e));
 }

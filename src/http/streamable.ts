@@ -8,7 +8,7 @@ import {
   type JSONRPCRequest,
   type MessageExtraInfo,
 } from '@modelcontextprotocol/sdk/types.js';
-import { FleetError } from '../errors.js';
+import { asError, FleetError } from '../errors.js';
 import { assertSessionId } from '../session-id.js';
 import type { Runtime } from '../runtime.js';
 import type { Principal } from '../types.js';
@@ -193,7 +193,7 @@ function dispatch(
         closeStandaloneSSEStream: () => {
           rt.parts.streams
             .disconnectStandalone(sessionId, opts.sseRetryMs)
-            .catch((e: unknown) => rt.onError(e instanceof Error ? e : new Error(String(e)), sessionId));
+            .catch((e: unknown) => rt.onError(asError(e), sessionId));
         },
       });
     } else {
@@ -265,7 +265,7 @@ export async function handleDelete(
   rt.parts.streams.dropSession(sessionId);
   await rt.parts.bus.broadcast({ t: 'deleted', sid: sessionId, from: rt.instanceId }).catch((e: unknown) => {
     // The record is gone already: other instances find out at their next store round trip.
-    rt.onError(e instanceof Error ? e : new Error(String(e)), sessionId);
+    rt.onError(asError(e), sessionId);
   });
   res.writeHead(200).end();
 }

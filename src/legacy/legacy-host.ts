@@ -3,7 +3,7 @@ import type { ServerResponse } from 'node:http';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { InitializeRequest, JSONRPCMessage, MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js';
 import type { BusMessage } from '../bus/message-bus.js';
-import { FleetError, storeUnavailable } from '../errors.js';
+import { FleetError, storeUnavailable, asError } from '../errors.js';
 import type { AnyProtocol } from '../host/live-session.js';
 import { SseSink } from '../http/sse-sink.js';
 import type { Runtime } from '../runtime.js';
@@ -415,8 +415,4 @@ export function forwardableHeaders(
     out[name] = value;
   }
   return out;
-}
-
-function asError(e: unknown): Error {
-  return e instanceof Error ? e : new Error(String(e));
 }
