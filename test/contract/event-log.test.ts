@@ -1,14 +1,12 @@
-import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
 import { FleetError } from '../../src/errors.js';
 import type { EventLog, StoredEvent } from '../../src/events/event-log.js';
 import { MemoryEventLog } from '../../src/events/memory-event-log.js';
 import { RedisEventLog } from '../../src/events/redis-event-log.js';
-import { RedisKeys } from '../../src/redis/keys.js';
-import { TestRedis } from '../helpers/redis-server.js';
+import { scanKeys, useRedisPair } from '../helpers/redis-server.js';
 
 /** Two handles on one log (two connections for Redis, the same object for memory). */
 interface Logs {
@@ -185,48 +183,27 @@ describe('MemoryEventLog', () => {
 });
 
 describe('RedisEventLog', () => {
-  let server: TestRedis;
-  let c1: Redis;
-  let c2: Redis;
-  let keys: RedisKeys;
+  const rp = useRedisPair();
 
-  before(async () => {
-    server = await TestRedis.start();
-    c1 = server.client();
-    c2 = server.client();
-  });
-  after(async () => {
-    c1.disconnect();
-    c2.disconnect();
-    await server.stop();
-  });
-  // A fresh prefix per test instead of FLUSHDB; the logs read `keys` when a test opens them.
-  beforeEach(() => {
-    keys = new RedisKeys(TestRedis.prefix());
-  });
-
-  contract((opts) => ({ a: new RedisEventLog(c1, keys, opts), b: new RedisEventLog(c2, keys, opts) }));
+  contract((opts) => ({
+    a: new RedisEventLog(rp.c1, rp.keys, opts),
+    b: new RedisEventLog(rp.c2, rp.keys, opts),
+  }));
 
   it('gives its stream a TTL and a bounded length', async () => {
-    const log = new RedisEventLog(c1, keys, { maxEvents: 5, ttlMs: 10_000 });
+    const log = new RedisEventLog(rp.c1, rp.keys, { maxEvents: 5, ttlMs: 10_000 });
     const sid = newSession();
     for (let i = 0; i < 500; i++) await log.append(sid, 'GET', [String(i)]);
-    const found: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await c1.scan(cursor, 'MATCH', `${keys.prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      found.push(...batch);
-    } while (cursor !== '0');
-    assert.deepEqual(found, [keys.events(sid, 'GET')]);
-    const pttl = await c1.pttl(keys.events(sid, 'GET'));
+    const found = await scanKeys(rp.c1, rp.keys.prefix);
+    assert.deepEqual(found, [rp.keys.events(sid, 'GET')]);
+    const pttl = await rp.c1.pttl(rp.keys.events(sid, 'GET'));
     assert.ok(pttl > 0 && pttl <= 10_000, `PTTL ${pttl}`);
-    assert.ok((await c1.xlen(keys.events(sid, 'GET'))) <= 200);
+    assert.ok((await rp.c1.xlen(rp.keys.events(sid, 'GET'))) <= 200);
   });
 
   it('fails fast with STORE_UNAVAILABLE while Redis is frozen', async () => {
-    const log = new RedisEventLog(c1, keys, { ttlMs: 60_000, commandTimeoutMs: 500 });
-    server.pause();
+    const log = new RedisEventLog(rp.c1, rp.keys, { ttlMs: 60_000, commandTimeoutMs: 500 });
+    rp.server.pause();
     try {
       for (const op of [() => log.append('s', 'GET', ['x']), () => log.readAfter('s', 'GET', 0)]) {
         const started = Date.now();
@@ -237,7 +214,7 @@ describe('RedisEventLog', () => {
         assert.ok(Date.now() - started < 3000);
       }
     } finally {
-      server.resume();
+      rp.server.resume();
     }
   });
 });

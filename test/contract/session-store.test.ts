@@ -1,14 +1,12 @@
-import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
 import { FleetError } from '../../src/errors.js';
-import { RedisKeys } from '../../src/redis/keys.js';
 import { MemorySessionStore } from '../../src/store/memory-session-store.js';
 import { RedisSessionStore } from '../../src/store/redis-session-store.js';
 import type { SessionRecord, SessionStore, TtlPolicy } from '../../src/store/session-store.js';
-import { TestRedis } from '../helpers/redis-server.js';
+import { scanKeys, useRedisPair } from '../helpers/redis-server.js';
 
 /** Two handles on one store: for Redis two stores on two separate connections, for memory the same one. */
 interface Stores {
@@ -313,31 +311,16 @@ describe('MemorySessionStore', () => {
 });
 
 describe('RedisSessionStore', () => {
-  let server: TestRedis;
-  let c1: Redis;
-  let c2: Redis;
-  let keys: RedisKeys;
+  const rp = useRedisPair();
 
-  before(async () => {
-    server = await TestRedis.start();
-    c1 = server.client();
-    c2 = server.client();
-  });
-  after(async () => {
-    c1.disconnect();
-    c2.disconnect();
-    await server.stop();
-  });
-  // A fresh prefix per test instead of FLUSHDB; the stores read `keys` when a test opens them.
-  beforeEach(() => {
-    keys = new RedisKeys(TestRedis.prefix());
-  });
-
-  contract((ttl) => ({ a: new RedisSessionStore(c1, keys, ttl), b: new RedisSessionStore(c2, keys, ttl) }));
+  contract((ttl) => ({
+    a: new RedisSessionStore(rp.c1, rp.keys, ttl),
+    b: new RedisSessionStore(rp.c2, rp.keys, ttl),
+  }));
 
   it('gives every key it writes a TTL', async () => {
     const ttl = { idleMs: 60_000, maxLifetimeMs: 600_000 };
-    const store = new RedisSessionStore(c1, keys, ttl);
+    const store = new RedisSessionStore(rp.c1, rp.keys, ttl);
     const rs = [record(), record({ logLevel: 'info' }), record()];
     for (const r of rs) await store.create(r);
     await store.setData(rs[0]!.id, '{"a":1}');
@@ -346,38 +329,32 @@ describe('RedisSessionStore', () => {
     await store.load(rs[2]!.id);
     await store.count();
 
-    const found: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await c1.scan(cursor, 'MATCH', `${keys.prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      found.push(...batch);
-    } while (cursor !== '0');
+    const found = await scanKeys(rp.c1, rp.keys.prefix);
     assert.deepEqual(
       new Set(found),
       new Set([
-        ...rs.map((r) => keys.session(r.id)),
-        keys.data(rs[0]!.id),
-        keys.data(rs[1]!.id),
-        keys.sessionIndex(),
+        ...rs.map((r) => rp.keys.session(r.id)),
+        rp.keys.data(rs[0]!.id),
+        rp.keys.data(rs[1]!.id),
+        rp.keys.sessionIndex(),
       ]),
     );
     for (const key of found) {
-      const pttl = await c1.pttl(key);
+      const pttl = await rp.c1.pttl(key);
       assert.ok(pttl > 0, `${key} has a TTL (PTTL ${pttl})`);
     }
     // The data expires with its session, not later.
-    const sessionTtl = await c1.pttl(keys.session(rs[0]!.id));
-    const dataTtl = await c1.pttl(keys.data(rs[0]!.id));
+    const sessionTtl = await rp.c1.pttl(rp.keys.session(rs[0]!.id));
+    const dataTtl = await rp.c1.pttl(rp.keys.data(rs[0]!.id));
     assert.ok(Math.abs(sessionTtl - dataTtl) < 50, `data PTTL ${dataTtl} ~ session PTTL ${sessionTtl}`);
   });
 
   it('costs one round trip per warm call (touch, load, getData, setData, update, count, delete)', async () => {
-    const store = new RedisSessionStore(c1, keys, LONG);
+    const store = new RedisSessionStore(rp.c1, rp.keys, LONG);
     const r = record();
     await store.create(r);
     // Driver seam: count socket writes; a pipeline is written at once, so writes = round trips.
-    const socket = (c1 as unknown as { stream: { write: (...args: unknown[]) => boolean } }).stream;
+    const socket = (rp.c1 as unknown as { stream: { write: (...args: unknown[]) => boolean } }).stream;
     const write = socket.write;
     let writes = 0;
     socket.write = function (this: unknown, ...args: unknown[]) {
@@ -405,20 +382,20 @@ describe('RedisSessionStore', () => {
   });
 
   it('keeps working after SCRIPT FLUSH (NOSCRIPT falls back to EVAL)', async () => {
-    const store = new RedisSessionStore(c1, keys, LONG);
+    const store = new RedisSessionStore(rp.c1, rp.keys, LONG);
     const r = record();
     await store.create(r);
-    await c2.script('FLUSH');
+    await rp.c2.script('FLUSH');
     assert.equal(await store.touch(r.id), true);
     assert.equal(await store.setData(r.id, '1', 0), 1);
     assert.deepEqual(await store.load(r.id), r);
   });
 
   it('fails fast with STORE_UNAVAILABLE while Redis is frozen, then recovers', async () => {
-    const store = new RedisSessionStore(c1, keys, LONG, { commandTimeoutMs: 500 });
+    const store = new RedisSessionStore(rp.c1, rp.keys, LONG, { commandTimeoutMs: 500 });
     const r = record();
     await store.create(r);
-    server.pause();
+    rp.server.pause();
     try {
       for (const op of [() => store.load(r.id), () => store.touch(r.id), () => store.ping()]) {
         const started = Date.now();
@@ -426,14 +403,14 @@ describe('RedisSessionStore', () => {
         assert.ok(Date.now() - started < 3000, 'rejected within 3 s');
       }
     } finally {
-      server.resume();
+      rp.server.resume();
     }
     assert.deepEqual(await store.load(r.id), r);
   });
 
   it('recovers after Redis restarts (empty)', async () => {
-    const store = new RedisSessionStore(c1, keys, LONG, { commandTimeoutMs: 500 });
-    await server.restart();
+    const store = new RedisSessionStore(rp.c1, rp.keys, LONG, { commandTimeoutMs: 500 });
+    await rp.server.restart();
     const deadline = Date.now() + 10_000;
     for (;;) {
       try {

@@ -1,14 +1,12 @@
-import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
 import { FleetError } from '../../src/errors.js';
-import { RedisKeys } from '../../src/redis/keys.js';
 import { MemoryStreamRegistry } from '../../src/store/memory-stream-registry.js';
 import { RedisStreamRegistry } from '../../src/store/redis-stream-registry.js';
 import type { StreamRecord, StreamRegistry } from '../../src/store/stream-registry.js';
-import { TestRedis } from '../helpers/redis-server.js';
+import { scanKeys, useRedisPair } from '../helpers/redis-server.js';
 
 /** Two handles on one registry (two connections for Redis, the same object for memory). */
 interface Registries {
@@ -176,62 +174,38 @@ describe('MemoryStreamRegistry', () => {
 });
 
 describe('RedisStreamRegistry', () => {
-  let server: TestRedis;
-  let c1: Redis;
-  let c2: Redis;
-  let keys: RedisKeys;
-
-  before(async () => {
-    server = await TestRedis.start();
-    c1 = server.client();
-    c2 = server.client();
-  });
-  after(async () => {
-    c1.disconnect();
-    c2.disconnect();
-    await server.stop();
-  });
-  // A fresh prefix per test instead of FLUSHDB; the registries read `keys` when a test opens them.
-  beforeEach(() => {
-    keys = new RedisKeys(TestRedis.prefix());
-  });
+  const rp = useRedisPair();
 
   contract((heartbeatTtlMs) => ({
-    a: new RedisStreamRegistry(c1, keys, { heartbeatTtlMs }),
-    b: new RedisStreamRegistry(c2, keys, { heartbeatTtlMs }),
+    a: new RedisStreamRegistry(rp.c1, rp.keys, { heartbeatTtlMs }),
+    b: new RedisStreamRegistry(rp.c2, rp.keys, { heartbeatTtlMs }),
   }));
 
   it('gives every key it writes a TTL', async () => {
-    const registry = new RedisStreamRegistry(c1, keys, { heartbeatTtlMs: 10_000 });
+    const registry = new RedisStreamRegistry(rp.c1, rp.keys, { heartbeatTtlMs: 10_000 });
     const rs = [stream(), stream(), stream()];
     for (const r of rs) await registry.claim(r);
     await registry.heartbeat(rs.map(ref), 'i1');
     await registry.release(rs[2]!.sessionId, rs[2]!.streamId, 'i1');
-    const found: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await c1.scan(cursor, 'MATCH', `${keys.prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      found.push(...batch);
-    } while (cursor !== '0');
+    const found = await scanKeys(rp.c1, rp.keys.prefix);
     assert.deepEqual(
       new Set(found),
       new Set([
-        keys.holder(rs[0]!.sessionId, rs[0]!.streamId),
-        keys.holder(rs[1]!.sessionId, rs[1]!.streamId),
-        keys.streamIndex(),
+        rp.keys.holder(rs[0]!.sessionId, rs[0]!.streamId),
+        rp.keys.holder(rs[1]!.sessionId, rs[1]!.streamId),
+        rp.keys.streamIndex(),
       ]),
     );
     for (const key of found) {
-      const pttl = await c1.pttl(key);
+      const pttl = await rp.c1.pttl(key);
       assert.ok(pttl > 0 && pttl <= 10_000, `${key} has a TTL (PTTL ${pttl})`);
     }
   });
 
   it('fails fast with STORE_UNAVAILABLE while Redis is frozen', async () => {
-    const registry = new RedisStreamRegistry(c1, keys, { commandTimeoutMs: 500 });
+    const registry = new RedisStreamRegistry(rp.c1, rp.keys, { commandTimeoutMs: 500 });
     const r = stream();
-    server.pause();
+    rp.server.pause();
     try {
       const started = Date.now();
       await assert.rejects(
@@ -240,7 +214,7 @@ describe('RedisStreamRegistry', () => {
       );
       assert.ok(Date.now() - started < 3000);
     } finally {
-      server.resume();
+      rp.server.resume();
     }
     assert.equal(await registry.claim({ ...r, instanceId: 'i2' }), 'i1', 'the late claim still landed');
   });

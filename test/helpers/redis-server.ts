@@ -1,6 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { after, before, beforeEach } from 'node:test';
 import { Redis } from 'ioredis';
+import { RedisKeys } from '../../src/redis/keys.js';
 import { freePort } from './free-port.js';
 
 const INSTALL_HINT =
@@ -119,4 +121,47 @@ export class TestRedis {
     this.resume();
     await this.kill();
   }
+}
+
+/** Every key under `prefix` (SCAN, fine in tests), to assert what a store left behind. */
+export async function scanKeys(client: Redis, prefix: string): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    found.push(...batch);
+  } while (cursor !== '0');
+  return found;
+}
+
+/** A server and two clients for one `describe` block, and a fresh key prefix for each test. */
+export interface RedisPair {
+  server: TestRedis;
+  c1: Redis;
+  c2: Redis;
+  keys: RedisKeys;
+}
+
+/**
+ * Registers the hooks of a Redis-backed contract suite: starts a {@link TestRedis} with two clients
+ * before the block and stops it after; gives every test a random key prefix instead of FLUSHDB. The
+ * fields are read inside tests (they are set by the hooks).
+ */
+export function useRedisPair(): RedisPair {
+  const pair = {} as RedisPair;
+  before(async () => {
+    pair.server = await TestRedis.start();
+    pair.c1 = pair.server.client();
+    pair.c2 = pair.server.client();
+  });
+  after(async () => {
+    pair.c1?.disconnect();
+    pair.c2?.disconnect();
+    await pair.server?.stop();
+  });
+  beforeEach(() => {
+    pair.keys = new RedisKeys(TestRedis.prefix());
+  });
+  return pair;
 }
