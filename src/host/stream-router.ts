@@ -199,17 +199,27 @@ export class StreamRouter {
     const sid = session.id;
     const key = keyOf(sid, STANDALONE_STREAM_ID);
     const local = this.held.get(key);
-    let holder: string | undefined = local ? this.deps.instanceId : undefined;
-    if (!holder) holder = (await this.deps.registry.get(sid, STANDALONE_STREAM_ID))?.instanceId;
-    if (!holder && isRequest(message)) {
-      throw new FleetError(
-        'CONFLICT',
-        `no GET stream open for session ${sid}: cannot send ${message.method}`,
-      );
-    }
     const data = JSON.stringify(message);
+    const findHolder = async () =>
+      local ? this.deps.instanceId : (await this.deps.registry.get(sid, STANDALONE_STREAM_ID))?.instanceId;
+    const append = async () =>
+      this.deps.log ? ((await this.deps.log.append(sid, STANDALONE_STREAM_ID, [data]))[0] ?? 0) : 0;
+    let holder: string | undefined;
     let seq = 0;
-    if (this.deps.log) [seq = 0] = await this.deps.log.append(sid, STANDALONE_STREAM_ID, [data]);
+    if (isRequest(message)) {
+      // A request is logged only when a GET stream can carry it; with none it fails at once.
+      holder = await findHolder();
+      if (!holder) {
+        throw new FleetError(
+          'CONFLICT',
+          `no GET stream open for session ${sid}: cannot send ${message.method}`,
+        );
+      }
+      seq = await append();
+    } else {
+      // A notification is logged either way (a reconnecting client gets it): look up and log at once.
+      [holder, seq] = await Promise.all([findHolder(), append()]);
+    }
     if (!holder) return;
     if (holder === this.deps.instanceId) {
       const h = this.held.get(key);
