@@ -10,6 +10,7 @@ export type {
   JsonValue,
   Principal,
   ServerFactory,
+  SessionCloseReason,
   SessionContext,
   SessionData,
   SessionDataSnapshot,

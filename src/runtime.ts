@@ -158,7 +158,7 @@ export class Runtime {
     }
     switch (msg.t) {
       case 'deleted':
-        host.drop(sid);
+        host.drop(sid, 'deleted');
         this.parts.streams.dropSession(sid);
         return;
       case 'answer': {

@@ -48,6 +48,17 @@ export interface SessionData<T extends JsonValue = JsonValue> {
   clear(): Promise<void>;
 }
 
+/**
+ * Why a live copy of a session ended (see {@link SessionContext.onClose}):
+ * - `deleted`: the client ended the session (`DELETE`, or its legacy stream closed) — the session is gone;
+ * - `expired`: the session outlived its idle TTL or maximum lifetime — the session is gone;
+ * - `evicted`: this instance dropped the copy from memory (LRU or idle) — the session lives on;
+ * - `handoff`: the copy was handed off (this instance is shutting down) — the session lives on;
+ * - `replaced`: another instance took the session over (this copy was fenced off) — the session lives on;
+ * - `shutdown`: the instance closed without handing the copy off.
+ */
+export type SessionCloseReason = 'deleted' | 'expired' | 'evicted' | 'handoff' | 'replaced' | 'shutdown';
+
 /** What the server factory gets for each session it builds. */
 export interface SessionContext<T extends JsonValue = JsonValue> {
   /** The session id (`Mcp-Session-Id` or the legacy `sessionId`). */
@@ -60,6 +71,18 @@ export interface SessionContext<T extends JsonValue = JsonValue> {
   readonly transport: 'streamable-http' | 'sse';
   /** The session's application data, shared by all instances. */
   readonly data: SessionData<T>;
+  /**
+   * Aborted when this copy of the session ends; `signal.reason` is the {@link SessionCloseReason}.
+   * Pass it to work that must stop with the copy (timers, connections, subprocesses).
+   */
+  readonly signal: AbortSignal;
+  /**
+   * Runs `fn` once when this copy ends, after the SDK server was closed, with the reason. Use it for
+   * per-session cleanup (`server-everything`'s `cleanup()`, a browser, a database transaction); for
+   * `evicted`, `handoff` and `replaced` the session lives on and the next copy is built by the factory
+   * elsewhere, so persist what must survive in {@link data} before then.
+   */
+  onClose(fn: (reason: SessionCloseReason) => void): void;
 }
 
 /** A new, unmodified SDK server per session. */

@@ -41,6 +41,8 @@ function standaloneContext(sessionId: string): SessionContext {
       update: unsupported,
       clear: unsupported,
     },
+    signal: new AbortController().signal, // the baseline's sessions end with the process
+    onClose: () => {},
   };
 }
 

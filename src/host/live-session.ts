@@ -3,6 +3,8 @@ import type { Request, Notification, Result } from '@modelcontextprotocol/sdk/ty
 import type { SessionRecord } from '../store/session-store.js';
 import type { FleetTransport } from '../transport/fleet-transport.js';
 import type { OutboundStream } from '../transport/outbound-stream.js';
+import type { CopyLifecycle } from '../session/copy-lifecycle.js';
+import type { SessionCloseReason } from '../types.js';
 
 /** The SDK protocol object of a user's server (`Server`, or `McpServer.server`). */
 export type AnyProtocol = Protocol<Request, Notification, Result>;
@@ -21,10 +23,14 @@ export class LiveSession {
   /** Saves of this copy's subscription changes, one after another (each builds on the last). */
   subscriptionSaves: Promise<void> = Promise.resolve();
 
+  /** Set when the copy is dropped for a known reason (reported to the user's `onClose`). */
+  closeReason: SessionCloseReason | undefined;
+
   constructor(
     public record: SessionRecord,
     readonly protocol: AnyProtocol,
     readonly transport: FleetTransport,
+    readonly lifecycle: CopyLifecycle,
   ) {}
 
   get id(): string {
@@ -32,7 +38,7 @@ export class LiveSession {
   }
 
   /** Closes the user's server (and with it our transport). Safe to call twice. */
-  async close(): Promise<void> {
+  async close(reason: SessionCloseReason = 'shutdown'): Promise<void> {
     // Requests still unanswered get an error rather than a stream that never ends.
     for (const s of this.streams.values()) {
       const pending = [...s.pending];
@@ -47,6 +53,10 @@ export class LiveSession {
       if (pending.length === 0) void s.end();
     }
     this.streams.clear();
-    await this.protocol.close();
+    try {
+      await this.protocol.close();
+    } finally {
+      this.lifecycle.end(this.closeReason ?? reason);
+    }
   }
 }

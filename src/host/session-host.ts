@@ -13,11 +13,12 @@ import type { Logger } from '../logger.js';
 import type { FleetMetrics } from '../metrics.js';
 import { newSessionId } from '../session-id.js';
 import type { SessionRecord, SessionStore, TransportKind } from '../store/session-store.js';
-import type { JsonValue, ServerFactory, SessionContext, SessionData } from '../types.js';
+import type { JsonValue, ServerFactory, SessionCloseReason, SessionContext, SessionData } from '../types.js';
 import { FleetTransport } from '../transport/fleet-transport.js';
 import type { AnyResponse } from '../transport/jsonrpc.js';
 import type { OutgoingRequests } from '../transport/outgoing-requests.js';
 import { LiveSession, type AnyProtocol } from './live-session.js';
+import { CopyLifecycle } from '../session/copy-lifecycle.js';
 import type { OutboundStream } from '../transport/outbound-stream.js';
 
 /** What the host needs from the rest of the fleet. */
@@ -57,7 +58,7 @@ export class SessionHost {
       updateAgeOnGet: true,
       dispose: (session, _key, reason) => {
         if (reason === 'set') return; // replaced by a newer copy of itself: nothing to do
-        this.retire(session);
+        this.retire(session, session.closeReason ?? 'evicted');
       },
     });
   }
@@ -176,7 +177,7 @@ export class SessionHost {
       }
       if (!alive) {
         cached.leases--;
-        this.drop(sessionId);
+        this.drop(sessionId, 'expired');
         throw notFound();
       }
       return cached;
@@ -197,7 +198,9 @@ export class SessionHost {
   }
 
   /** Removes the local copy (the session itself is untouched unless the store says otherwise). */
-  drop(sessionId: string): void {
+  drop(sessionId: string, reason: SessionCloseReason = 'deleted'): void {
+    const session = this.live.peek(sessionId);
+    if (session) session.closeReason ??= reason;
     this.live.delete(sessionId);
   }
 
@@ -247,7 +250,7 @@ export class SessionHost {
     const sessions = [...this.live.values(), ...this.lingering];
     this.live.clear();
     this.lingering.clear();
-    await Promise.allSettled(sessions.map((s) => s.close()));
+    await Promise.allSettled(sessions.map((s) => s.close('shutdown')));
   }
 
   private async hydrate(
@@ -298,14 +301,20 @@ export class SessionHost {
    * Builds the user's server for `record` with the factory and connects it to `transport` (the
    * legacy HTTP+SSE transport uses this with its own transport; its sessions never enter this cache).
    */
-  async connectServer(record: SessionRecord, transport: Transport): Promise<AnyProtocol> {
+  async connectServer(
+    record: SessionRecord,
+    transport: Transport,
+  ): Promise<{ protocol: AnyProtocol; lifecycle: CopyLifecycle }> {
     const deps = this.deps;
+    const lifecycle = new CopyLifecycle((err) => deps.onError(err, record.id));
     const ctx: SessionContext<JsonValue> = {
       sessionId: record.id,
       principal: record.principal,
       instanceId: deps.instanceId,
       transport: record.transport,
       data: deps.dataFor(record.id),
+      signal: lifecycle.signal,
+      onClose: (fn) => lifecycle.onClose(fn),
     };
     const server = await deps.factory(ctx);
     const protocol = toProtocol(server);
@@ -315,7 +324,7 @@ export class SessionHost {
       userOnError?.(err);
     };
     await protocol.connect(transport);
-    return protocol;
+    return { protocol, lifecycle };
   }
 
   private async build(record: SessionRecord): Promise<LiveSession> {
@@ -330,16 +339,16 @@ export class SessionHost {
       },
       onError: (err) => deps.onError(err, record.id),
     });
-    const protocol = await this.connectServer(record, transport);
-    ref.session = new LiveSession(record, protocol, transport);
+    const { protocol, lifecycle } = await this.connectServer(record, transport);
+    ref.session = new LiveSession(record, protocol, transport, lifecycle);
     return ref.session;
   }
 
   /** Closes an evicted copy once it has nothing in flight (a running handler keeps its copy alive). */
-  private retire(session: LiveSession): void {
+  private retire(session: LiveSession, reason: SessionCloseReason): void {
     const idle = () => session.transport.inFlight === 0 && session.leases === 0;
     if (idle()) {
-      void session.close().catch((e: unknown) => this.deps.onError(asError(e), session.id));
+      void session.close(reason).catch((e: unknown) => this.deps.onError(asError(e), session.id));
       return;
     }
     this.lingering.add(session);
@@ -347,7 +356,7 @@ export class SessionHost {
       if (!idle() && !this.closed) return;
       clearInterval(timer);
       this.lingering.delete(session);
-      void session.close().catch((e: unknown) => this.deps.onError(asError(e), session.id));
+      void session.close(reason).catch((e: unknown) => this.deps.onError(asError(e), session.id));
     }, 1000);
     timer.unref();
   }

@@ -9,7 +9,8 @@ import { SseSink } from '../http/sse-sink.js';
 import type { Runtime } from '../runtime.js';
 import { newSessionId } from '../session-id.js';
 import type { SessionRecord } from '../store/session-store.js';
-import type { Principal } from '../types.js';
+import type { Principal, SessionCloseReason } from '../types.js';
+import type { CopyLifecycle } from '../session/copy-lifecycle.js';
 import { LegacyTransport } from './legacy-transport.js';
 
 /** Stream id of a legacy session's one `GET /sse` stream in the {@link StreamRegistry}. */
@@ -55,6 +56,7 @@ interface LegacySession {
   readonly sink: SseSink;
   readonly transport: LegacyTransport;
   protocol?: AnyProtocol;
+  lifecycle?: CopyLifecycle;
   /** Last client message (ms since the epoch): the idle TTL slides from here, as in the store. */
   lastActivity: number;
   ended: boolean;
@@ -140,7 +142,9 @@ export class LegacyHost {
       lastActivity: now,
       ended: false,
     };
-    session.protocol = await host.connectServer(record, session.transport);
+    const connected = await host.connectServer(record, session.transport);
+    session.protocol = connected.protocol;
+    session.lifecycle = connected.lifecycle;
     try {
       await store.create(record);
       await registry.claim({
@@ -338,17 +342,19 @@ export class LegacyHost {
     if (session.ended) return;
     session.ended = true;
     this.rt.parts.logger.debug({ sessionId: session.record.id, reason }, 'legacy session ended');
-    await this.teardown(session);
+    const closeReason: SessionCloseReason =
+      reason === 'expired' ? 'expired' : reason === 'instance shutting down' ? 'shutdown' : 'deleted';
+    await this.teardown(session, closeReason);
   }
 
-  private async teardown(session: LegacySession): Promise<void> {
+  private async teardown(session: LegacySession, closeReason: SessionCloseReason = 'deleted'): Promise<void> {
     const id = session.record.id;
     if (this.sessions.get(id) === session) this.sessions.delete(id);
     // A stream never opened gets no head here: the request may still answer with an error status.
     if (session.sink.opened) session.sink.end();
     const { store, registry } = this.rt.parts;
     const results = await Promise.allSettled([
-      session.protocol?.close(),
+      session.protocol?.close().finally(() => session.lifecycle?.end(closeReason)),
       store.delete(id),
       registry.release(id, LEGACY_STREAM_ID, this.rt.instanceId),
     ]);

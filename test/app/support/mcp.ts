@@ -18,6 +18,8 @@ export function sessionContext(data = new MemorySessionData(), sessionId = 'test
     instanceId: 'test-instance',
     transport: 'streamable-http',
     data,
+    signal: new AbortController().signal, // these in-process tests never end a session
+    onClose: () => {},
   };
 }
 
