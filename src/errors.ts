@@ -22,6 +22,8 @@ export type FleetErrorCode =
   | 'DATA_CONFLICT'
   | 'DATA_TOO_LARGE'
   | 'OWNER_GONE'
+  | 'NOT_OWNER'
+  | 'REQUEST_LOST'
   | 'INTERNAL';
 
 /** HTTP status and JSON-RPC error code of every {@link FleetErrorCode} — the one place they are mapped. */
@@ -48,6 +50,8 @@ export const ERROR_TABLE: Record<FleetErrorCode, { status: number; rpc: number }
   DATA_CONFLICT: { status: 409, rpc: -32000 },
   DATA_TOO_LARGE: { status: 413, rpc: -32602 },
   OWNER_GONE: { status: 404, rpc: -32001 },
+  NOT_OWNER: { status: 503, rpc: -32603 },
+  REQUEST_LOST: { status: 503, rpc: -32603 },
   INTERNAL: { status: 500, rpc: -32603 },
 };
 
@@ -93,4 +97,9 @@ export function storeUnavailable(cause: unknown): FleetError {
 /** Any thrown value as an Error (for `onError` hooks and logs). */
 export function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
+}
+
+/** A write fenced off: another instance owns the session now (its writer steps down). */
+export function notOwner(sessionId: string): FleetError {
+  return new FleetError('NOT_OWNER', `Session ${sessionId} is owned by another instance now`);
 }

@@ -1,35 +1,44 @@
 import { Redis } from 'ioredis';
+import { BusDispatcher } from './bus/dispatcher.js';
 import { MemoryBus, MemoryBusHub } from './bus/memory-bus.js';
 import type { MessageBus } from './bus/message-bus.js';
 import { RedisBus } from './bus/redis-bus.js';
+import { systemClock } from './clock.js';
 import type { EventLog } from './events/event-log.js';
 import { MemoryEventLog } from './events/memory-event-log.js';
 import { RedisEventLog } from './events/redis-event-log.js';
 import { asError, storeUnavailable } from './errors.js';
+import type { HttpContext } from './http/context.js';
 import { createHandler } from './http/handler.js';
 import { legacyRoutes } from './legacy/routes.js';
-import { SessionHost } from './host/session-host.js';
-import { StreamRouter } from './host/stream-router.js';
 import { FleetMetrics } from './metrics.js';
 import { resolveOptions } from './options.js';
-import { assertSessionId } from './session-id.js';
+import { Ownership } from './ownership/ownership.js';
 import { RedisKeys } from './redis/keys.js';
-import { Runtime } from './runtime.js';
+import { Copies } from './session/copies.js';
+import { Forwarder } from './session/forwarder.js';
+import { SessionService } from './session/session-service.js';
+import { SessionState } from './session/session-state.js';
+import { assertSessionId } from './session-id.js';
 import { createSessionData } from './session-data.js';
+import type { InstanceRegistry } from './store/instance-registry.js';
+import { MemoryInstanceRegistry } from './store/memory-instance-registry.js';
 import { MemorySessionStore } from './store/memory-session-store.js';
 import { MemoryStreamRegistry } from './store/memory-stream-registry.js';
+import { RedisInstanceRegistry } from './store/redis-instance-registry.js';
 import { RedisSessionStore } from './store/redis-session-store.js';
 import { RedisStreamRegistry } from './store/redis-stream-registry.js';
 import type { SessionStore } from './store/session-store.js';
 import type { StreamRegistry } from './store/stream-registry.js';
+import { StreamRouter } from './streams/stream-router.js';
 import type { FleetTransport } from './transport/fleet-transport.js';
 import { OutgoingRequests } from './transport/outgoing-requests.js';
 import type { Fleet, FleetHealth, FleetOptions, JsonValue, ServerFactory, SessionData } from './types.js';
 
 /**
  * Serves an MCP server built with the official SDK from any number of instances: every instance
- * answers every request of every session, with session state in Redis (or in memory, for one
- * instance, when `redis` is omitted).
+ * answers every request of every session, each session runs in one live copy (on its owner), and
+ * session state lives in Redis (or in memory, for one instance, when `redis` is omitted).
  *
  * ```ts
  * const fleet = createFleet({ server: () => buildMyMcpServer(), redis: process.env.REDIS_URL });
@@ -38,10 +47,10 @@ import type { Fleet, FleetHealth, FleetOptions, JsonValue, ServerFactory, Sessio
  */
 export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptions<T>): Fleet<T> {
   const opts = resolveOptions(options);
-  const logger = opts.logger.child({ instanceId: opts.instanceId });
+  const me = opts.instanceId;
+  const logger = opts.logger.child({ instanceId: me });
   // Non-fatal problems of every part: one warn line, with the session id where there is one.
   const report = (err: unknown, sessionId?: string) => logger.warn({ err, sessionId }, asError(err).message);
-  const onError = (err: unknown) => report(err);
   // Before any connection is opened: a registry that already has our metrics throws here.
   const metrics = FleetMetrics.create(opts.metrics, opts);
 
@@ -67,114 +76,233 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   const heartbeatTtlMs = opts.streamHeartbeatMs * 3;
   const eventTtlMs = opts.sessionTtlMs;
 
-  const store: SessionStore = redis
-    ? new RedisSessionStore(redis, keys, ttl, timeout)
-    : new MemorySessionStore(ttl);
-  const rawBus = redis
-    ? new RedisBus(redis, keys, { ...timeout, onError })
-    : new MemoryBus(new MemoryBusHub(), { onError });
-  const bus: MessageBus = metrics.bus(rawBus);
-  const registry: StreamRegistry = redis
-    ? new RedisStreamRegistry(redis, keys, { ...timeout, heartbeatTtlMs })
-    : new MemoryStreamRegistry({ heartbeatTtlMs });
-  let log: EventLog | undefined;
-  if (opts.resumable) {
-    log = redis
-      ? new RedisEventLog(redis, keys, { ...timeout, maxEvents: opts.maxEventsPerStream, ttlMs: eventTtlMs })
-      : new MemoryEventLog({ maxEvents: opts.maxEventsPerStream, ttlMs: eventTtlMs });
-  }
+  // The ownership, stream and legacy code below react to bus messages through this dispatcher.
+  const dispatcher = new BusDispatcher(
+    (err) => report(err),
+    (m) => metrics.busReceived(m),
+  );
 
-  const outgoing = new OutgoingRequests<FleetTransport>(opts.instanceId);
+  let store: SessionStore;
+  let registry: StreamRegistry;
+  let instances: InstanceRegistry;
+  let log: EventLog | undefined;
+  let rawBus: MessageBus;
+  if (redis) {
+    store = new RedisSessionStore(redis, keys, ttl, timeout);
+    registry = new RedisStreamRegistry(redis, keys, { ...timeout, heartbeatTtlMs });
+    instances = new RedisInstanceRegistry(redis, keys, timeout);
+    if (opts.resumable) {
+      log = new RedisEventLog(redis, keys, {
+        ...timeout,
+        maxEvents: opts.maxEventsPerStream,
+        ttlMs: eventTtlMs,
+      });
+    }
+    rawBus = new RedisBus(redis, keys, {
+      ...timeout,
+      onError: report,
+      // Messages to us were lost while unsubscribed; others may have taken sessions over meanwhile.
+      onResubscribed: () => {
+        late.router?.catchUp();
+        late.owner?.revalidate().catch((err: unknown) => report(err));
+      },
+    });
+  } else {
+    const memoryStore = new MemorySessionStore(ttl);
+    store = memoryStore;
+    registry = new MemoryStreamRegistry({ heartbeatTtlMs });
+    instances = new MemoryInstanceRegistry();
+    if (opts.resumable) {
+      log = new MemoryEventLog({
+        maxEvents: opts.maxEventsPerStream,
+        ttlMs: eventTtlMs,
+        checkFence: (sid, fence) => memoryStore.checkFence(sid, fence),
+      });
+    }
+    rawBus = new MemoryBus(new MemoryBusHub(), { onError: report });
+  }
+  const bus = metrics.bus(rawBus);
+
+  const outgoing = new OutgoingRequests<FleetTransport>(me);
+  // Parts built later that the callbacks of earlier ones reach when they run.
+  const late: { owner?: Ownership; copies?: Copies; service?: SessionService; router?: StreamRouter } = {};
+  let lastStreamBeat = 0;
+  const owner = new Ownership({
+    instanceId: me,
+    store,
+    instances,
+    clock: systemClock,
+    heartbeatMs: opts.heartbeatMs,
+    instanceTtlMs: opts.instanceTtlMs,
+    draining: () => late.service?.isDraining ?? false,
+    onLost: (sid, reason) => {
+      const copy = late.copies?.get(sid);
+      if (copy) late.copies!.stepDown(copy, reason);
+    },
+    onTick: () => {
+      void forwarder.tick().catch((err: unknown) => report(err));
+      // The stream records and legacy sessions beat at their own, slower pace.
+      const now = Date.now();
+      if (now - lastStreamBeat < opts.streamHeartbeatMs) return;
+      lastStreamBeat = now;
+      void router.heartbeat().catch((err: unknown) => report(err));
+      const legacy = late.service?.expireLegacy() ?? [];
+      if (legacy.length > 0) {
+        registry.heartbeat(legacy, me).catch((err: unknown) => {
+          report(new Error('legacy stream heartbeat failed', { cause: err }));
+        });
+      }
+    },
+    onError: (err) => report(err),
+  });
+  late.owner = owner;
+  const forwarder = new Forwarder({
+    instanceId: me,
+    bus,
+    clock: systemClock,
+    alive: (ids) => owner.alive(ids),
+    confirmGone: (id) => owner.confirmGone(id),
+    ackTimeoutMs: opts.ownerAckTimeoutMs,
+    maxWaitMs: Math.max(opts.instanceTtlMs * 4, 10_000),
+    onError: (err) => report(err),
+  });
+  const router = new StreamRouter({
+    instanceId: me,
+    bus,
+    registry,
+    log,
+    touchSession: async (sid) => (await store.touch(sid)) !== undefined,
+    watchProducer: (producer, sid, streamId, onLost) => forwarder.watch(producer, sid, streamId, onLost),
+    onStandaloneClosed: (sid) => late.service?.onStandaloneClosed(sid),
+    onProducerGone: (held) => void late.service?.abandon(held),
+    isReachable: async (id) =>
+      (await bus.send(id, { t: 'ping', from: me, nonce: 'reach', streams: [] }).catch(() => 1)) > 0 ||
+      !(await owner.confirmGone(id).catch(() => false)),
+    onError: report,
+  });
+  late.router = router;
   const dataFor = (sessionId: string): SessionData<T> =>
     createSessionData<T>(store, sessionId, opts.maxSessionDataBytes);
-
-  // The host and the stream router need each other; the host's hook reads the router at send time.
-  const late: { streams?: StreamRouter } = {};
-  const host = new SessionHost({
+  const copies = new Copies({
     factory: options.server as ServerFactory<JsonValue>,
+    instanceId: me,
+    ownership: owner,
     store,
-    instanceId: opts.instanceId,
+    log,
+    registry,
+    router,
+    bus,
     outgoing,
     maxLive: opts.maxLiveSessions,
     liveIdleMs: opts.liveSessionIdleMs,
     logger,
     metrics,
-    dataFor: dataFor as (id: string) => SessionData<JsonValue>,
-    sendStandalone: (session, message) => late.streams!.sendStandalone(session, message),
+    dataFor: (sid, onFenced) =>
+      createSessionData<JsonValue>(store, sid, opts.maxSessionDataBytes, {
+        fence: () => owner.fence(sid),
+        onFenced,
+      }),
     onError: report,
   });
-  const streams = new StreamRouter({
-    instanceId: opts.instanceId,
-    host,
-    bus,
-    registry,
-    log,
-    logger,
-    heartbeatMs: opts.streamHeartbeatMs,
-    touchSession: (sid) => store.touch(sid),
+  late.copies = copies;
+  const state = new SessionState({
+    store,
+    fence: (sid) => owner.fence(sid),
+    onFenced: (copy) => copies.stepDown(copy, 'replaced'),
     onError: report,
   });
-  late.streams = streams;
-  const rt = new Runtime({
+  const service = new SessionService({
     options: opts,
     store,
-    bus,
-    log,
     registry,
-    host,
-    streams,
+    log,
+    bus,
+    ownership: owner,
+    copies,
+    forwarder,
+    router,
+    state,
     outgoing,
     logger,
     metrics,
+    onError: report,
   });
-  if (redis) rt.storeGate = () => waitReady(redis, opts.redisCommandTimeoutMs);
+  late.service = service;
 
-  // Subscribed right now: false until the first subscription (Redis may be down at start; the bus
-  // waits for it) and again while the subscriber reconnects, so a readiness probe takes us out then.
-  const busUp = (): boolean => rawBus.isUp();
+  dispatcher.on('handle', (m) => void service.onHandle(m));
+  dispatcher.on('handled', (m) => forwarder.onHandled(m));
+  dispatcher.on('deliver', (m) => router.onDeliver(m));
+  dispatcher.on('wake', (m) => router.onWake(m));
+  dispatcher.on('stream-gone', (m) => router.onStreamGone(m));
+  dispatcher.on('poll', (m) => router.onPoll(m));
+  dispatcher.on('release', (m) => router.onRelease(m));
+  dispatcher.on('unheld', (m) => service.onUnheld(m));
+  dispatcher.on('takeover', (m) => service.onTakeover(m));
+  dispatcher.on('attach', (m) => service.onAttach(m));
+  dispatcher.on('detach', (m) => service.onDetach(m));
+  dispatcher.on('answer', (m) => service.onAnswer(m));
+  dispatcher.on('ping', (m) => {
+    if (m.nonce !== 'reach') service.onPing(m);
+  });
+  dispatcher.on('pong', (m) => forwarder.onPong(m));
+  dispatcher.on('released', (m) => service.onReleased(m));
+  dispatcher.on('deleted', (m) => service.onDeleted(m));
+  dispatcher.on('end', (m) => service.onEnd(m));
+
+  let closed = false;
   bus
-    .start(opts.instanceId, (m) => rt.onBus(m))
+    .start(me, (m) => dispatcher.dispatch(m))
     .catch((err: unknown) => {
       // Rejects only when closed before subscribing, or when the client's retryStrategy gave up.
-      if (!rt.closing) logger.error({ err }, 'message bus failed to start');
+      if (!closed) logger.error({ err }, 'message bus failed to start');
     });
+  void owner.start();
 
-  // Legacy sessions are reachable only over the bus: no stream is opened (503) while it is down.
-  const legacy = legacyRoutes(rt, busUp);
+  const ctx: HttpContext = {
+    options: opts,
+    service,
+    metrics,
+    logger,
+    storeGate: redis ? () => waitReady(redis, opts.redisCommandTimeoutMs) : () => Promise.resolve(),
+    closed: () => closed,
+  };
   const handler = createHandler(
-    rt,
+    ctx,
     options.authenticate as FleetOptions<JsonValue>['authenticate'],
-    legacy.routes,
+    legacyRoutes(ctx),
   );
   metrics.watch({
-    liveSessions: () => host.size + legacy.size,
-    heldStreams: () => streams.heldCount + legacy.size,
+    liveSessions: () => copies.size,
+    heldStreams: () => router.heldCount + service.legacyCount,
+    ownedSessions: () => owner.size,
   });
 
   let closing: Promise<void> | undefined;
   const fleet: Fleet<T> = {
     handler,
-    instanceId: opts.instanceId,
+    instanceId: me,
     sessionData(sessionId: string): SessionData<T> {
       assertSessionId(sessionId); // a malformed id never reaches the store (nor breaks a hash tag)
       return dataFor(sessionId);
     },
     async health(): Promise<FleetHealth> {
-      const [sessions, transportSessions] = await Promise.all([
+      const [sessions, transportSessions, live] = await Promise.all([
         store.count().catch(() => null),
         registry.count().catch(() => null),
+        instances.list().catch(() => null),
       ]);
       return {
         store: sessions === null ? 'error' : 'ok',
         sessions,
         transportSessions,
-        liveSessions: host.size + legacy.size,
-        closing: rt.closing,
+        liveSessions: copies.size,
+        instances: live === null ? null : live.length,
+        closing: closing !== undefined,
       };
     },
     async ready(): Promise<boolean> {
       // Not ready until subscribed: answers and forwarded messages for this instance would be lost.
-      if (rt.closing || !busUp()) return false;
+      if (closing || !bus.isUp()) return false;
       try {
         await store.ping();
         return true;
@@ -184,15 +312,19 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
     },
     close(): Promise<void> {
       closing ??= (async () => {
-        rt.closing = true;
         try {
-          // Not waiting for the bus to start: it may wait for Redis forever; bus.close() ends that.
-          // Clients resume their streams on other instances (the retry hint says when).
-          await streams.drain(opts.sseRetryMs);
-          await legacy.close();
-          await host.close(opts.shutdownGraceMs);
+          // Sessions owned here are handed off; clients resume their streams on other instances.
+          await service.drain(opts.shutdownGraceMs);
         } finally {
-          await Promise.allSettled([bus.close(), log?.close(), registry.close(), store.close()]);
+          closed = true;
+          await owner.close();
+          await Promise.allSettled([
+            bus.close(),
+            log?.close(),
+            registry.close(),
+            store.close(),
+            instances.close(),
+          ]);
           if (ownsRedis) redis?.disconnect();
         }
       })();

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram } from 'prom-client';
-import type { BusMessage, MessageBus } from './bus/message-bus.js';
+import type { MessageBus } from './bus/message-bus.js';
+import { BUS_KINDS, type BusMessage, type FleetBus } from './bus/protocol.js';
 import { FleetError } from './errors.js';
 import type { FleetOptions } from './types.js';
 
@@ -13,6 +14,8 @@ export interface GaugeSources {
   liveSessions(): number;
   /** SSE connections held here with a record in the stream registry. */
   heldStreams(): number;
+  /** Sessions owned here. */
+  ownedSessions(): number;
 }
 
 /** The paths whose requests are measured, as resolved from the options. */
@@ -25,26 +28,12 @@ export interface MeasuredPaths {
 /** Label values of `method`: anything else a client sends is `other` (labels must stay bounded). */
 const METHODS = new Set(['GET', 'POST', 'DELETE', 'HEAD', 'OPTIONS', 'PUT', 'PATCH']);
 
-/**
- * Label values of the bus message type (`t`). A kind missing here is counted as `other`: add new bus
- * message kinds to this list (a foreign publisher on the channel must not create label values).
- */
-const BUS_TYPES = new Set([
-  'answer',
-  'cancel',
-  'deleted',
-  'deliver',
-  'legacy-ack',
-  'legacy-end',
-  'legacy-post',
-  'poll',
-  'release',
-  'setLevel',
-  'stream-gone',
-  'subscriptions',
-  'takeover',
-  'wake',
-]);
+/** Label values of the bus message type: the kinds of the protocol (anything else is `other`). */
+const BUS_TYPES = new Set<string>(BUS_KINDS);
+
+/** Why a session's ownership changed on this instance (`mcp_fleet_ownership_changes_total`). */
+export type OwnershipChange =
+  'created' | 'claimed' | 'failover' | 'handoff' | 'evicted' | 'replaced' | 'lost';
 
 const PREFIX = 'mcp_fleet_';
 
@@ -76,13 +65,22 @@ export class FleetMetrics {
     return hydration;
   }
 
-  /** The bus, counting the messages it publishes and delivers. */
-  bus(bus: MessageBus): MessageBus {
+  /** The bus, counting the messages it publishes. */
+  bus(bus: MessageBus): FleetBus {
     return bus;
   }
 
+  /** A decoded bus message arrived (counted by type). */
+  busReceived(_m: BusMessage): void {}
+
   /** An answer to a server→client request was forwarded to the instance that waits for it. */
   forwardedAnswer(): void {}
+
+  /** A session's ownership changed here (see {@link OwnershipChange}). */
+  ownershipChange(_reason: OwnershipChange): void {}
+
+  /** A POST's messages ran on the copy here (`local`) or were forwarded to the owner (`forwarded`). */
+  routed(_kind: 'local' | 'forwarded'): void {}
 
   /** An error ended a request (see `mcp_fleet_errors_total`). */
   errorResponse(_err: unknown): void {}
@@ -96,6 +94,8 @@ class PromFleetMetrics extends FleetMetrics {
   private readonly hydrations: Counter<'outcome'>;
   private readonly busMessages: Counter<'direction' | 'type'>;
   private readonly forwardedAnswers: Counter;
+  private readonly ownershipChanges: Counter<'reason'>;
+  private readonly routes: Counter<'route'>;
   private readonly storeErrors: Counter;
   private readonly errors: Counter<'code'>;
   private sources: GaugeSources | undefined;
@@ -114,6 +114,9 @@ class PromFleetMetrics extends FleetMetrics {
       'held_streams',
       'bus_messages_total',
       'forwarded_answers_total',
+      'ownership_changes_total',
+      'routed_posts_total',
+      'owned_sessions',
       'store_errors_total',
       'errors_total',
     ].map((n) => PREFIX + n);
@@ -177,6 +180,26 @@ class PromFleetMetrics extends FleetMetrics {
       help: 'Client answers to server-to-client requests forwarded to the instance that issued them',
       registers,
     });
+    this.ownershipChanges = new Counter({
+      name: `${PREFIX}ownership_changes_total`,
+      help: 'Sessions this instance started or stopped owning, by reason (created, claimed, failover, handoff, evicted, replaced, lost)',
+      labelNames: ['reason'] as const,
+      registers,
+    });
+    this.routes = new Counter({
+      name: `${PREFIX}routed_posts_total`,
+      help: 'POSTs of a session answered by the copy on this instance (local) or forwarded to its owner (forwarded)',
+      labelNames: ['route'] as const,
+      registers,
+    });
+    new Gauge({
+      name: `${PREFIX}owned_sessions`,
+      help: 'Sessions whose one live copy this instance runs (Streamable HTTP and legacy)',
+      registers,
+      collect() {
+        this.set(sources()?.ownedSessions() ?? 0);
+      },
+    });
     this.storeErrors = new Counter({
       name: `${PREFIX}store_errors_total`,
       help: 'Requests answered 503 because the session store was unreachable or too slow',
@@ -230,29 +253,40 @@ class PromFleetMetrics extends FleetMetrics {
     return hydration;
   }
 
-  override bus(bus: MessageBus): MessageBus {
-    const count = (direction: 'in' | 'out', m: BusMessage) =>
-      this.busMessages.inc({ direction, type: BUS_TYPES.has(m.t) ? m.t : 'other' });
+  override bus(bus: MessageBus): FleetBus {
     return {
-      start: (instanceId, onMessage) =>
-        bus.start(instanceId, (m) => {
-          count('in', m);
-          onMessage(m);
-        }),
+      start: (instanceId, onMessage) => bus.start(instanceId, onMessage),
       send: (instanceId, m) => {
-        count('out', m);
+        this.busCount('out', m);
         return bus.send(instanceId, m);
       },
       broadcast: (m) => {
-        count('out', m);
+        this.busCount('out', m);
         return bus.broadcast(m);
       },
+      isUp: () => bus.isUp(),
       close: () => bus.close(),
     };
   }
 
+  override busReceived(m: BusMessage): void {
+    this.busCount('in', m);
+  }
+
+  private busCount(direction: 'in' | 'out', m: BusMessage): void {
+    this.busMessages.inc({ direction, type: BUS_TYPES.has(m.t) ? m.t : 'other' });
+  }
+
   override forwardedAnswer(): void {
     this.forwardedAnswers.inc();
+  }
+
+  override ownershipChange(reason: OwnershipChange): void {
+    this.ownershipChanges.inc({ reason });
+  }
+
+  override routed(kind: 'local' | 'forwarded'): void {
+    this.routes.inc({ route: kind });
   }
 
   override errorResponse(err: unknown): void {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { silentLogger, type Logger } from './logger.js';
 import type { MetricsRegistry } from './metrics.js';
@@ -24,6 +25,9 @@ export interface ResolvedOptions {
   redisCommandTimeoutMs: number;
   legacyPostTimeoutMs: number;
   streamHeartbeatMs: number;
+  heartbeatMs: number;
+  instanceTtlMs: number;
+  ownerAckTimeoutMs: number;
   shutdownGraceMs: number;
   maxStreamBufferBytes: number;
   maxLegacySessions: number;
@@ -37,7 +41,7 @@ export interface ResolvedOptions {
 export function resolveOptions<T extends JsonValue>(o: FleetOptions<T>): ResolvedOptions {
   if (typeof o.server !== 'function') throw new TypeError('createFleet: `server` must be a factory function');
   const r: ResolvedOptions = {
-    instanceId: o.instanceId ?? `${hostname()}-${process.pid}`,
+    instanceId: o.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
     keyPrefix: o.keyPrefix ?? 'mcp:',
     path: o.path ?? '/mcp',
     ssePath: o.ssePath ?? '/sse',
@@ -56,6 +60,9 @@ export function resolveOptions<T extends JsonValue>(o: FleetOptions<T>): Resolve
     redisCommandTimeoutMs: o.redisCommandTimeoutMs ?? 2000,
     legacyPostTimeoutMs: o.legacyPostTimeoutMs ?? 5000,
     streamHeartbeatMs: o.streamHeartbeatMs ?? 10_000,
+    heartbeatMs: o.heartbeatMs ?? 500,
+    instanceTtlMs: o.instanceTtlMs ?? 2000,
+    ownerAckTimeoutMs: o.ownerAckTimeoutMs ?? 1000,
     shutdownGraceMs: o.shutdownGraceMs ?? 5000,
     maxStreamBufferBytes: o.maxStreamBufferBytes ?? 8 * 1024 * 1024,
     maxLegacySessions: o.maxLegacySessions ?? 1000,
@@ -76,11 +83,17 @@ export function resolveOptions<T extends JsonValue>(o: FleetOptions<T>): Resolve
     'redisCommandTimeoutMs',
     'legacyPostTimeoutMs',
     'streamHeartbeatMs',
+    'heartbeatMs',
+    'instanceTtlMs',
+    'ownerAckTimeoutMs',
     'maxStreamBufferBytes',
     'maxLegacySessions',
   ] as const) {
     if (!Number.isFinite(r[k]) || r[k] <= 0)
       throw new RangeError(`createFleet: \`${k}\` must be a positive number`);
+  }
+  if (r.instanceTtlMs < 2 * r.heartbeatMs) {
+    throw new RangeError('createFleet: `instanceTtlMs` must be at least twice `heartbeatMs`');
   }
   if (r.metrics !== undefined && typeof r.metrics.registerMetric !== 'function') {
     throw new TypeError('createFleet: `metrics` must be a prom-client Registry');

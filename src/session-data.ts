@@ -1,5 +1,5 @@
-import { FleetError } from './errors.js';
-import type { SessionStore } from './store/session-store.js';
+import { FleetError, notOwner } from './errors.js';
+import type { Fence, SessionStore } from './store/session-store.js';
 import type { JsonValue, SessionData, SessionDataSnapshot } from './types.js';
 
 /** The {@link SessionData} API of one session over a store. */
@@ -7,6 +7,11 @@ export function createSessionData<T extends JsonValue>(
   store: SessionStore,
   sessionId: string,
   maxBytes: number,
+  /**
+   * For the data API of a live copy: the owner's fence (writes by a replaced copy are refused with
+   * `FleetError('NOT_OWNER')`) and what to do when one is refused. Omitted: unfenced writes.
+   */
+  fencing?: { fence(): Fence | undefined; onFenced(): void },
 ): SessionData<T> {
   const encode = (value: T): string => {
     const json = JSON.stringify(value);
@@ -17,6 +22,14 @@ export function createSessionData<T extends JsonValue>(
     return json;
   };
   const gone = () => new FleetError('SESSION_NOT_FOUND', 'Session not found');
+  const write = async (json: string | undefined, expected?: number) => {
+    const v = await store.setData(sessionId, json, expected, fencing?.fence());
+    if (v === 'fenced') {
+      fencing?.onFenced();
+      throw notOwner(sessionId);
+    }
+    return v;
+  };
 
   const snapshot = async (): Promise<SessionDataSnapshot<T>> => {
     const snap = await store.getData(sessionId);
@@ -33,12 +46,12 @@ export function createSessionData<T extends JsonValue>(
       return (await snapshot()).value;
     },
     async set(value) {
-      const v = await store.setData(sessionId, encode(value));
+      const v = await write(encode(value));
       if (v === 'gone' || v === 'conflict') throw gone();
       return v;
     },
     async clear() {
-      const v = await store.setData(sessionId, undefined);
+      const v = await write(undefined);
       if (v === 'gone') throw gone();
     },
     async update(fn, options) {
@@ -46,7 +59,7 @@ export function createSessionData<T extends JsonValue>(
       for (let attempt = 0; attempt < max; attempt++) {
         const snap = await snapshot();
         const next = await fn(snap.value);
-        const v = await store.setData(sessionId, encode(next), snap.version);
+        const v = await write(encode(next), snap.version);
         if (v === 'gone') throw gone();
         if (v !== 'conflict') return next;
         // Another instance wrote in between: back off a little (jittered) and retry on the fresh value.

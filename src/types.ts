@@ -109,7 +109,10 @@ export interface FleetOptions<T extends JsonValue = JsonValue> {
   redis?: string | Redis;
   /** Prefix of every Redis key and channel. @default 'mcp:' */
   keyPrefix?: string;
-  /** Name of this instance in logs and records. @default `${hostname}-${pid}` */
+  /**
+   * Name of this instance in logs, records and bus channels; must be unique among running instances
+   * (a restarted process should get a new one). @default `${hostname}-${pid}-${6 random hex}`
+   */
   instanceId?: string;
   /** Path of the Streamable HTTP endpoint. @default '/mcp' */
   path?: string;
@@ -162,6 +165,23 @@ export interface FleetOptions<T extends JsonValue = JsonValue> {
   /** How often an instance renews the records of the streams it holds (they expire after 3×). @default 10_000 */
   streamHeartbeatMs?: number;
   /**
+   * How often this instance renews its liveness in the store. Sessions it owns are taken over by
+   * another instance when it does not answer and its liveness has expired (see `instanceTtlMs`).
+   * @default 500
+   */
+  heartbeatMs?: number;
+  /**
+   * An instance whose liveness was not renewed for this long counts as dead or frozen: the next
+   * request of a session it owns makes a new owner (a process that is gone is found at once, without
+   * waiting for this). At least twice `heartbeatMs`. @default 2000
+   */
+  instanceTtlMs?: number;
+  /**
+   * How long an instance waits for a session's owner to acknowledge forwarded messages before it
+   * checks the owner's liveness (and takes the session over if it expired). @default 1000
+   */
+  ownerAckTimeoutMs?: number;
+  /**
    * `close()` waits this long for running handlers to answer on their open POST streams; requests
    * still unanswered then get a JSON-RPC error. @default 5000
    */
@@ -192,8 +212,10 @@ export interface FleetHealth {
   sessions: number | null;
   /** Open transport streams across the fleet; `null` when unreachable. */
   transportSessions: number | null;
-  /** Sessions currently held in this instance's memory (legacy SSE sessions included). */
+  /** Sessions whose one live copy runs on this instance (legacy SSE sessions included). */
   liveSessions: number;
+  /** Live instances of the fleet (this one included); `null` when unreachable. */
+  instances: number | null;
   /** `true` once `close()` was called. */
   closing: boolean;
 }

@@ -1,4 +1,4 @@
-import type { BusMessage, MessageBus } from './message-bus.js';
+import type { BusPayload, MessageBus } from './message-bus.js';
 
 /** Receives the serialized messages of one started {@link MemoryBus}. */
 type Receiver = (payload: string) => void;
@@ -67,7 +67,7 @@ export class MemoryBus implements MessageBus {
   }
 
   /** {@inheritDoc MessageBus.start} */
-  async start(instanceId: string, onMessage: (message: BusMessage) => void): Promise<void> {
+  async start(instanceId: string, onMessage: (message: unknown) => void): Promise<void> {
     if (this.closed) throw new Error('MemoryBus is closed');
     if (this.leave) throw new Error('MemoryBus is already started');
     this.leave = this.hub.join(instanceId, (payload) => {
@@ -76,7 +76,7 @@ export class MemoryBus implements MessageBus {
       setImmediate(() => {
         if (this.closed) return;
         try {
-          onMessage(JSON.parse(payload) as BusMessage);
+          onMessage(JSON.parse(payload) as unknown);
         } catch (err) {
           this.opts.onError?.(err);
         }
@@ -85,12 +85,12 @@ export class MemoryBus implements MessageBus {
   }
 
   /** {@inheritDoc MessageBus.send} */
-  async send(instanceId: string, message: BusMessage): Promise<number> {
+  async send(instanceId: string, message: BusPayload): Promise<number> {
     return this.hub.publish(instanceId, JSON.stringify(message));
   }
 
   /** {@inheritDoc MessageBus.broadcast} */
-  async broadcast(message: BusMessage): Promise<void> {
+  async broadcast(message: BusPayload): Promise<void> {
     this.hub.broadcast(JSON.stringify(message));
   }
 

@@ -1,5 +1,5 @@
-/** Anything JSON-serializable sent between instances. The `t` field names the kind. */
-export interface BusMessage {
+/** Anything JSON-serializable sent between instances; `t` names its kind (see `protocol.ts`). */
+export interface BusPayload {
   t: string;
   [key: string]: unknown;
 }
@@ -7,14 +7,17 @@ export interface BusMessage {
 /**
  * Messaging between instances: one channel per instance plus one broadcast channel (never one per
  * session). Delivery is at-most-once, in order per sender; senders that need certainty wait for an
- * explicit reply message.
+ * explicit reply message. Messages travel as JSON; receivers get the parsed value, unvalidated (the
+ * {@link BusDispatcher} decodes it).
  */
-export interface MessageBus {
+export interface MessageBus<M extends BusPayload = BusPayload> {
   /** Subscribes this instance's channel and the broadcast channel; resolves once subscribed. */
-  start(instanceId: string, onMessage: (message: BusMessage) => void): Promise<void>;
+  start(instanceId: string, onMessage: (message: unknown) => void): Promise<void>;
   /** Sends to one instance; resolves to the number of receivers (0: that instance is gone). */
-  send(instanceId: string, message: BusMessage): Promise<number>;
+  send(instanceId: string, message: M): Promise<number>;
   /** Sends to every instance, this one included. */
-  broadcast(message: BusMessage): Promise<void>;
+  broadcast(message: M): Promise<void>;
+  /** True while this instance's channels are subscribed. */
+  isUp(): boolean;
   close(): Promise<void>;
 }

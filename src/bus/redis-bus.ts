@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { storeUnavailable } from '../errors.js';
 import { call, DEFAULT_COMMAND_TIMEOUT_MS } from '../redis/call.js';
 import type { RedisKeys } from '../redis/keys.js';
-import type { BusMessage, MessageBus } from './message-bus.js';
+import type { BusPayload, MessageBus } from './message-bus.js';
 
 /** Options of {@link RedisBus}. */
 export interface RedisBusOptions {
@@ -17,6 +17,12 @@ export interface RedisBusOptions {
    * @default 2000
    */
   commandTimeoutMs?: number;
+  /**
+   * Called each time the subscription is confirmed after having been down (not the first time):
+   * messages sent to this instance meanwhile were lost, and other instances may have acted on that.
+   * @default undefined
+   */
+  onResubscribed?: () => void;
 }
 
 /**
@@ -34,6 +40,7 @@ export class RedisBus implements MessageBus {
   private closing: Promise<void> | undefined;
   /** The subscriber's current connection has confirmed the subscription of both channels. */
   private subscribed = false;
+  private everSubscribed = false;
   /** Rejects a {@link start} still waiting for its subscription (set while it waits). */
   private abortStart: ((err: Error) => void) | undefined;
 
@@ -59,7 +66,7 @@ export class RedisBus implements MessageBus {
    * While Redis is unreachable this waits (unbounded) for it; it rejects only when the bus is closed
    * first, or when the client's `retryStrategy` stops reconnecting.
    */
-  async start(instanceId: string, onMessage: (message: BusMessage) => void): Promise<void> {
+  async start(instanceId: string, onMessage: (message: unknown) => void): Promise<void> {
     if (this.closing) throw new Error('RedisBus is closed');
     if (this.subscriber) throw new Error('RedisBus is already started');
     // The duplicate would inherit the caller's options. createFleet's own client has no offline queue
@@ -120,11 +127,15 @@ export class RedisBus implements MessageBus {
     await sub.subscribe(...channels);
     // Replies are read from the current connection, so a reply while 'ready' means subscribed now;
     // a connection lost since then has set its status already (its 'close' clears the flag).
-    if (this.subscriber === sub && sub.status === 'ready' && !this.closing) this.subscribed = true;
+    if (this.subscriber === sub && sub.status === 'ready' && !this.closing && !this.subscribed) {
+      this.subscribed = true;
+      if (this.everSubscribed) this.opts.onResubscribed?.();
+      this.everSubscribed = true;
+    }
   }
 
   /** {@inheritDoc MessageBus.send} */
-  async send(instanceId: string, message: BusMessage): Promise<number> {
+  async send(instanceId: string, message: BusPayload): Promise<number> {
     return call(
       this.redis.publish(this.keys.instanceChannel(instanceId), JSON.stringify(message)),
       this.timeoutMs,
@@ -132,7 +143,7 @@ export class RedisBus implements MessageBus {
   }
 
   /** {@inheritDoc MessageBus.broadcast} */
-  async broadcast(message: BusMessage): Promise<void> {
+  async broadcast(message: BusPayload): Promise<void> {
     await call(this.redis.publish(this.keys.broadcastChannel(), JSON.stringify(message)), this.timeoutMs);
   }
 
@@ -163,8 +174,8 @@ export class RedisBus implements MessageBus {
   }
 }
 
-/** A bus message, or undefined when the payload is not JSON of an object with a string `t`. */
-function parseMessage(payload: string): BusMessage | undefined {
+/** A bus payload, or undefined when the payload is not JSON of an object with a string `t`. */
+function parseMessage(payload: string): BusPayload | undefined {
   let value: unknown;
   try {
     value = JSON.parse(payload);
@@ -172,5 +183,5 @@ function parseMessage(payload: string): BusMessage | undefined {
     return undefined; // not JSON: reported by the caller as malformed
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
-  return typeof (value as { t?: unknown }).t === 'string' ? (value as BusMessage) : undefined;
+  return typeof (value as { t?: unknown }).t === 'string' ? (value as BusPayload) : undefined;
 }

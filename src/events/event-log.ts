@@ -1,3 +1,5 @@
+import type { Fence } from '../store/session-store.js';
+
 /** One stored event of a stream: its sequence number (1, 2, …) and the serialized message. */
 export interface StoredEvent {
   seq: number;
@@ -10,8 +12,12 @@ export interface StoredEvent {
  * expire with their session.
  */
 export interface EventLog {
-  /** Appends messages in order; resolves to the sequence number of each. */
-  append(sessionId: string, streamId: string, data: string[]): Promise<number[]>;
+  /**
+   * Appends messages in order; resolves to the sequence number of each. With `fence` (the session's
+   * owner writing) nothing is appended unless that ownership still holds: rejects with
+   * `FleetError('NOT_OWNER')`, or `FleetError('SESSION_NOT_FOUND')` when the session is gone.
+   */
+  append(sessionId: string, streamId: string, data: string[], fence?: Fence): Promise<number[]>;
   /** Events with seq > afterSeq, in order (all kept events when the log was trimmed past it). */
   readAfter(sessionId: string, streamId: string, afterSeq: number): Promise<StoredEvent[]>;
   /** Highest sequence number written to the stream (0 when none). */
@@ -20,5 +26,7 @@ export interface EventLog {
   touch(streams: Array<{ sessionId: string; streamId: string }>): Promise<void>;
   /** Removes a stream's log. */
   delete(sessionId: string, streamId: string): Promise<void>;
+  /** Removes every log of a session (its `DELETE`). */
+  deleteSession(sessionId: string): Promise<void>;
   close(): Promise<void>;
 }

@@ -1,3 +1,5 @@
+import { FleetError, notOwner } from '../errors.js';
+import type { Fence, WriteOutcome } from '../store/session-store.js';
 import type { EventLog, StoredEvent } from './event-log.js';
 
 /** Options of {@link MemoryEventLog}. */
@@ -14,6 +16,12 @@ export interface MemoryEventLogOptions {
    * @default Date.now
    */
   now?: () => number;
+  /**
+   * Checks a fenced append against the session store of the same process (the Redis log does it in
+   * its script). Required for fenced appends.
+   * @default undefined (a fenced append is refused)
+   */
+  checkFence?: (sessionId: string, fence: Fence) => WriteOutcome;
 }
 
 interface Log {
@@ -31,6 +39,7 @@ export class MemoryEventLog implements EventLog {
   private readonly maxEvents: number;
   private readonly ttlMs: number;
   private readonly now: () => number;
+  private readonly checkFence: ((sessionId: string, fence: Fence) => WriteOutcome) | undefined;
   /** Size at which append sweeps expired logs next, so abandoned ones cannot pile up. */
   private sweepAt = 64;
 
@@ -38,11 +47,17 @@ export class MemoryEventLog implements EventLog {
     this.maxEvents = opts.maxEvents ?? 1000;
     this.ttlMs = opts.ttlMs;
     this.now = opts.now ?? Date.now;
+    this.checkFence = opts.checkFence;
   }
 
   /** {@inheritDoc EventLog.append} */
-  async append(sessionId: string, streamId: string, data: string[]): Promise<number[]> {
+  async append(sessionId: string, streamId: string, data: string[], fence?: Fence): Promise<number[]> {
     if (data.length === 0) return [];
+    if (fence) {
+      const check = this.checkFence ? this.checkFence(sessionId, fence) : 'fenced';
+      if (check === 'gone') throw new FleetError('SESSION_NOT_FOUND', 'Session not found');
+      if (check === 'fenced') throw notOwner(sessionId);
+    }
     const key = logKey(sessionId, streamId);
     let log = this.live(key);
     if (!log) {
@@ -86,6 +101,12 @@ export class MemoryEventLog implements EventLog {
   /** {@inheritDoc EventLog.delete} */
   async delete(sessionId: string, streamId: string): Promise<void> {
     this.logs.delete(logKey(sessionId, streamId));
+  }
+
+  /** {@inheritDoc EventLog.deleteSession} */
+  async deleteSession(sessionId: string): Promise<void> {
+    const prefix = `${sessionId} `;
+    for (const key of this.logs.keys()) if (key.startsWith(prefix)) this.logs.delete(key);
   }
 
   /** Nothing to release. Idempotent. */

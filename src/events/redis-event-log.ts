@@ -1,4 +1,6 @@
 import type { Redis } from 'ioredis';
+import { FleetError, notOwner } from '../errors.js';
+import type { Fence } from '../store/session-store.js';
 import { call, DEFAULT_COMMAND_TIMEOUT_MS, execPipeline } from '../redis/call.js';
 import type { RedisKeys } from '../redis/keys.js';
 import { defineLuaScript, type LuaScript } from '../redis/lua-script.js';
@@ -48,23 +50,29 @@ export class RedisEventLog implements EventLog {
     };
   }
 
-  /** {@inheritDoc EventLog.touch} One pipelined round trip of `PEXPIRE`s (missing logs stay missing). */
+  /**
+   * {@inheritDoc EventLog.touch} One pipelined round trip of `PEXPIRE`s (missing logs stay missing),
+   * the sets of logs included (they must outlive the logs they name).
+   */
   async touch(streams: Array<{ sessionId: string; streamId: string }>): Promise<void> {
     if (streams.length === 0) return;
     const p = this.redis.pipeline();
     for (const s of streams) p.pexpire(this.keys.events(s.sessionId, s.streamId), this.ttlMs);
+    for (const sid of new Set(streams.map((s) => s.sessionId))) p.pexpire(this.keys.logs(sid), this.ttlMs);
     await execPipeline(p, this.timeoutMs);
   }
 
   /** {@inheritDoc EventLog.append} */
-  async append(sessionId: string, streamId: string, data: string[]): Promise<number[]> {
+  async append(sessionId: string, streamId: string, data: string[], fence?: Fence): Promise<number[]> {
     if (data.length === 0) return [];
-    const seqs = await this.scripts.append.run(
-      [this.keys.events(sessionId, streamId)],
-      [this.maxEvents, this.ttlMs, ...data],
+    const seqs = (await this.scripts.append.run(
+      [this.keys.events(sessionId, streamId), this.keys.session(sessionId), this.keys.logs(sessionId)],
+      [this.maxEvents, this.ttlMs, fence?.owner ?? '', fence?.epoch ?? 0, streamId, ...data],
       this.timeoutMs,
-    );
-    return seqs as number[];
+    )) as number[];
+    if (seqs[0] === -1) throw new FleetError('SESSION_NOT_FOUND', 'Session not found');
+    if (seqs[0] === -2) throw notOwner(sessionId);
+    return seqs;
   }
 
   /** {@inheritDoc EventLog.readAfter} */
@@ -87,6 +95,13 @@ export class RedisEventLog implements EventLog {
   /** {@inheritDoc EventLog.delete} */
   async delete(sessionId: string, streamId: string): Promise<void> {
     await call(this.redis.del(this.keys.events(sessionId, streamId)), this.timeoutMs);
+  }
+
+  /** {@inheritDoc EventLog.deleteSession} Two round trips: the set of logs, then one DEL of them all. */
+  async deleteSession(sessionId: string): Promise<void> {
+    const streamIds = await call(this.redis.smembers(this.keys.logs(sessionId)), this.timeoutMs);
+    const keys = [this.keys.logs(sessionId), ...streamIds.map((id) => this.keys.events(sessionId, id))];
+    await call(this.redis.del(...keys), this.timeoutMs);
   }
 
   /** Nothing to release: the client belongs to the caller. Idempotent. */

@@ -1,13 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FleetError, UnauthorizedError } from '../errors.js';
-import type { Runtime } from '../runtime.js';
+import type { HttpContext } from './context.js';
 import type { FleetHandler, FleetOptions, JsonValue, Principal } from '../types.js';
 import { sendError } from './respond.js';
 import { handleDelete, handleGet, handlePost } from './streamable.js';
 
 /** Handles one method of one path, once the caller is authenticated. */
 export type RouteHandler = (
-  rt: Runtime,
+  ctx: HttpContext,
   req: IncomingMessage,
   res: ServerResponse,
   principal: Principal,
@@ -24,17 +24,17 @@ const ANONYMOUS: Principal = { id: 'anonymous' };
  * `next()` (Express/Connect) or get a 404.
  */
 export function createHandler(
-  rt: Runtime,
+  ctx: HttpContext,
   authenticate: FleetOptions<JsonValue>['authenticate'],
   extra: ExtraRoutes = new Map(),
 ): FleetHandler {
-  const opts = rt.parts.options;
+  const opts = ctx.options;
   const routes: ExtraRoutes = new Map([
     [opts.path, { POST: handlePost, GET: handleGet, DELETE: handleDelete }],
     ...extra,
   ]);
   const fail: typeof sendError = (res, err, headers) => {
-    rt.parts.metrics.errorResponse(err);
+    ctx.metrics.errorResponse(err);
     sendError(res, err, headers);
   };
 
@@ -46,7 +46,7 @@ export function createHandler(
       fail(res, new FleetError('NOT_FOUND', 'Not Found'));
       return;
     }
-    rt.parts.metrics.request(req, res, path);
+    ctx.metrics.request(req, res, path);
     const route = methods[req.method ?? ''];
     if (!route) {
       req.resume();
@@ -55,9 +55,9 @@ export function createHandler(
       });
       return;
     }
-    run(rt, req, res, route, authenticate).catch((err: unknown) => {
+    run(ctx, req, res, route, authenticate).catch((err: unknown) => {
       if (!(err instanceof FleetError) || err.status >= 500) {
-        rt.parts.logger.error({ err, path, method: req.method }, 'request failed');
+        ctx.logger.error({ err, path, method: req.method }, 'request failed');
       }
       req.resume();
       fail(res, err);
@@ -66,22 +66,22 @@ export function createHandler(
 }
 
 async function run(
-  rt: Runtime,
+  ctx: HttpContext,
   req: IncomingMessage,
   res: ServerResponse,
   route: RouteHandler,
   authenticate: FleetOptions<JsonValue>['authenticate'],
 ): Promise<void> {
-  if (rt.closing) throw new FleetError('SHUTTING_DOWN', 'Server is shutting down');
-  checkHostAndOrigin(rt, req);
+  if (ctx.closed()) throw new FleetError('SHUTTING_DOWN', 'Server is shutting down');
+  checkHostAndOrigin(ctx, req);
   const principal = await principalOf(req, authenticate);
-  await rt.storeGate();
-  await route(rt, req, res, principal);
+  await ctx.storeGate();
+  await route(ctx, req, res, principal);
 }
 
 /** DNS-rebinding protection: a listed Host is required, a present Origin must be listed. */
-function checkHostAndOrigin(rt: Runtime, req: IncomingMessage): void {
-  const { allowedHosts, allowedOrigins } = rt.parts.options;
+function checkHostAndOrigin(ctx: HttpContext, req: IncomingMessage): void {
+  const { allowedHosts, allowedOrigins } = ctx.options;
   if (allowedHosts.length > 0) {
     const host = req.headers.host;
     if (!host || !allowedHosts.includes(host)) {

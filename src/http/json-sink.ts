@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import type { StreamSink } from '../transport/outbound-stream.js';
+import type { ClientConnection } from '../streams/connection.js';
 import { isResponse } from '../transport/jsonrpc.js';
 import { SseSink } from './sse-sink.js';
 
@@ -9,7 +9,7 @@ import { SseSink } from './sse-sink.js';
  * its response first (progress, logging, an elicitation) upgrades the answer to an SSE stream, since
  * a JSON body cannot carry it (the stock SDK transport drops such messages; an elicitation would hang).
  */
-export class JsonSink implements StreamSink {
+export class JsonSink implements ClientConnection {
   private readonly collected: JSONRPCMessage[] = [];
   private sse: SseSink | undefined;
   private done = false;
@@ -29,7 +29,27 @@ export class JsonSink implements StreamSink {
     return this.sse ? this.sse.closed : this.done || this.res.destroyed;
   }
 
-  write(message: JSONRPCMessage, eventId: string | undefined, seq: number): void {
+  /** Whether the head was sent (once answered, or once upgraded to SSE). */
+  get opened(): boolean {
+    return this.res.headersSent;
+  }
+
+  /** Nothing to send early: the head goes with the answer (or with the upgrade to SSE). */
+  open(): void {}
+
+  /** A JSON answer cannot be resumed: the connection is cut and the client sees the request fail. */
+  disconnect(retryMs?: number): void {
+    if (this.sse) return this.sse.disconnect(retryMs);
+    this.done = true;
+    this.res.destroy();
+  }
+
+  onceClosed(fn: () => void): void {
+    if (this.closed) fn();
+    else this.res.once('close', fn);
+  }
+
+  write(message: JSONRPCMessage, eventId: string | undefined, _seq: number): void {
     if (this.sse) return this.sse.write(message, eventId);
     if (isResponse(message)) {
       this.collected.push(message);
@@ -39,7 +59,6 @@ export class JsonSink implements StreamSink {
     for (const m of this.collected) this.sse.write(m, undefined);
     this.collected.length = 0;
     this.sse.write(message, eventId);
-    void seq;
   }
 
   end(): void {

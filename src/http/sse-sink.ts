@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import type { StreamSink } from '../transport/outbound-stream.js';
+import type { ClientConnection } from '../streams/connection.js';
 
 /** Options of an SSE connection. */
 export interface SseOptions {
@@ -21,7 +21,7 @@ export interface SseOptions {
 }
 
 /** Writes SSE events to one HTTP response. */
-export class SseSink implements StreamSink {
+export class SseSink implements ClientConnection {
   private timer: NodeJS.Timeout | undefined;
   private done = false;
 

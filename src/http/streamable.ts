@@ -8,15 +8,15 @@ import {
   type JSONRPCRequest,
   type MessageExtraInfo,
 } from '@modelcontextprotocol/sdk/types.js';
-import { asError, FleetError } from '../errors.js';
+import { FleetError } from '../errors.js';
 import { assertSessionId } from '../session-id.js';
-import type { Runtime } from '../runtime.js';
+import type { PostResponder } from '../session/session-service.js';
 import type { Principal } from '../types.js';
-import { decodeEventId, encodeEventId, newStreamId } from '../transport/event-id.js';
-import { isNotification, isRequest } from '../transport/jsonrpc.js';
-import type { LiveSession } from '../host/live-session.js';
-import { OutboundStream } from '../transport/outbound-stream.js';
+import { decodeEventId } from '../transport/event-id.js';
+import { isRequest } from '../transport/jsonrpc.js';
+import type { ClientConnection } from '../streams/connection.js';
 import { accepts, isJsonContentType, readBody } from './body.js';
+import type { HttpContext } from './context.js';
 import { JsonSink } from './json-sink.js';
 import { SseSink } from './sse-sink.js';
 
@@ -73,14 +73,19 @@ function requestInfo(req: IncomingMessage): MessageExtraInfo['requestInfo'] {
   return { headers } as MessageExtraInfo['requestInfo'];
 }
 
+/** Resumable streams start with a priming event: clients from 2025-11-25 on accept an empty data field. */
+function primes(ctx: HttpContext, version: string): boolean {
+  return ctx.options.resumable && !ctx.options.jsonResponse && version >= '2025-11-25';
+}
+
 /** `POST /mcp`: initialize, or any message of an existing session. */
 export async function handlePost(
-  rt: Runtime,
+  ctx: HttpContext,
   req: IncomingMessage,
   res: ServerResponse,
   principal: Principal,
 ): Promise<void> {
-  const opts = rt.parts.options;
+  const opts = ctx.options;
   const accept = req.headers.accept;
   if (!accepts(accept, 'application/json') || !accepts(accept, 'text/event-stream')) {
     throw new FleetError(
@@ -108,127 +113,53 @@ export async function handlePost(
         'Invalid Request: initialize needs protocolVersion, capabilities and clientInfo',
       );
     }
-    await handleInitialize(rt, res, principal, init, extra);
+    const { sessionId, response } = await ctx.service.initialize(principal, init, extra);
+    const headers: Record<string, string> = sessionId ? { 'mcp-session-id': sessionId } : {};
+    if (opts.jsonResponse) {
+      res.writeHead(200, { 'content-type': 'application/json', ...headers });
+      res.end(JSON.stringify(response));
+      return;
+    }
+    const sink = new SseSink(res, { headers, keepAliveMs: opts.keepAliveMs });
+    sink.write(response, undefined);
+    sink.end();
     return;
   }
 
   const sessionId = sessionIdOf(req);
   const version = protocolVersionOf(req);
-  // The client's own `initialized` must not be preceded by a replayed one on a cold instance.
-  const replayInitialized = !messages.some(
-    (m) => isNotification(m) && m.method === 'notifications/initialized',
-  );
-  const session = await rt.parts.host.acquire(sessionId, principal.id, { replayInitialized });
-  try {
-    dispatch(rt, res, session, messages, batch, version, extra);
-  } finally {
-    rt.parts.host.release(session);
-  }
-}
-
-/** Hands a session's messages to its live copy and opens the answer (202, SSE stream or JSON body). */
-function dispatch(
-  rt: Runtime,
-  res: ServerResponse,
-  session: LiveSession,
-  messages: JSONRPCMessage[],
-  batch: boolean,
-  version: string,
-  extra: MessageExtraInfo,
-): void {
-  const opts = rt.parts.options;
-  const sessionId = session.id;
-  const ids = new Set<unknown>();
-  for (const m of messages) {
-    if (!isRequest(m)) continue;
-    // A request id still in flight (or twice in one batch) would steal the other request's stream.
-    if (ids.has(m.id) || session.transport.handles(m.id)) {
-      throw new FleetError(
-        'INVALID_REQUEST',
-        `Invalid Request: request id ${JSON.stringify(m.id)} is already in use`,
-      );
-    }
-    ids.add(m.id);
-  }
-  rt.prepare(session, messages);
-
-  const requests = messages.filter(isRequest);
-  if (requests.length === 0) {
-    for (const m of messages) rt.route(session, m, extra);
-    res.writeHead(202).end();
-    return;
-  }
-
   const headers = { 'mcp-session-id': sessionId };
-  const streamId = newStreamId(rt.instanceId);
-  const resumable = opts.resumable && !opts.jsonResponse;
-  const stream = new OutboundStream(
-    sessionId,
-    streamId,
-    resumable ? rt.parts.log : undefined,
-    (err) => rt.onError(err, sessionId),
-    (s) => session.streams.delete(s.streamId),
-  );
-  session.streams.set(streamId, stream);
-  // Resumable streams start with a priming event (clients from 2025-11-25 on accept an empty data field).
-  const priming = resumable && version >= '2025-11-25';
-  const sink = opts.jsonResponse
-    ? new JsonSink(res, headers, opts.keepAliveMs, batch)
-    : new SseSink(res, {
-        headers,
-        keepAliveMs: opts.keepAliveMs,
-        maxBufferBytes: opts.maxStreamBufferBytes,
-        primingEventId: priming ? encodeEventId(streamId, 0) : undefined,
-        retryMs: priming ? opts.sseRetryMs : undefined,
-        // A dropped connection is not a cancellation: the handler goes on, the log keeps its output.
-        onClose: () => stream.detach(sink),
-      });
-  stream.attach(sink);
-  for (const r of requests) session.transport.bind(r.id, stream);
-  for (const m of messages) {
-    if (isRequest(m) && priming && sink instanceof SseSink) {
-      rt.route(session, m, {
-        ...extra,
-        closeSSEStream: () => sink.disconnect(opts.sseRetryMs),
-        closeStandaloneSSEStream: () => {
-          rt.parts.streams
-            .disconnectStandalone(sessionId, opts.sseRetryMs)
-            .catch((e: unknown) => rt.onError(asError(e), sessionId));
-        },
-      });
-    } else {
-      rt.route(session, m, extra);
-    }
-  }
-}
-
-async function handleInitialize(
-  rt: Runtime,
-  res: ServerResponse,
-  principal: Principal,
-  init: JSONRPCRequest,
-  extra: MessageExtraInfo,
-): Promise<void> {
-  const { session, response } = await rt.parts.host.initialize(principal.id, 'streamable-http', init, extra);
-  const headers: Record<string, string> = session ? { 'mcp-session-id': session.id } : {};
-  if (rt.parts.options.jsonResponse) {
-    res.writeHead(200, { 'content-type': 'application/json', ...headers });
-    res.end(JSON.stringify(response));
-    return;
-  }
-  const sink = new SseSink(res, { headers, keepAliveMs: rt.parts.options.keepAliveMs });
-  sink.write(response, undefined);
-  sink.end();
+  const priming = primes(ctx, version);
+  let connection: ClientConnection | undefined;
+  const responder: PostResponder = {
+    priming,
+    accepted: () => {
+      res.writeHead(202).end();
+    },
+    connection: () => {
+      connection ??= opts.jsonResponse
+        ? new JsonSink(res, headers, opts.keepAliveMs, batch)
+        : new SseSink(res, {
+            headers,
+            keepAliveMs: opts.keepAliveMs,
+            maxBufferBytes: opts.maxStreamBufferBytes,
+            retryMs: priming ? opts.sseRetryMs : undefined,
+            deferHead: true,
+          });
+      return connection;
+    },
+  };
+  await ctx.service.post({ sessionId, principal, messages, extra }, responder);
 }
 
 /** `GET /mcp`: the standalone stream, or the resumption of any stream with `Last-Event-ID`. */
 export async function handleGet(
-  rt: Runtime,
+  ctx: HttpContext,
   req: IncomingMessage,
   res: ServerResponse,
   principal: Principal,
 ): Promise<void> {
-  const opts = rt.parts.options;
+  const opts = ctx.options;
   if (!accepts(req.headers.accept, 'text/event-stream')) {
     throw new FleetError('NOT_ACCEPTABLE', 'Not Acceptable: Client must accept text/event-stream');
   }
@@ -237,35 +168,27 @@ export async function handleGet(
   const lastEventIdRaw = req.headers['last-event-id'];
   const lastEventId = Array.isArray(lastEventIdRaw) ? lastEventIdRaw[0] : lastEventIdRaw;
   const cursor = lastEventId !== undefined ? decodeEventId(lastEventId) : undefined;
-  // Validates the session and its principal (and refreshes its TTL); streams live in the router.
-  rt.parts.host.release(await rt.parts.host.acquire(sessionId, principal.id));
-
-  const headers = { 'mcp-session-id': sessionId };
+  const priming = opts.resumable && version >= '2025-11-25';
   const sink = new SseSink(res, {
-    headers,
+    headers: { 'mcp-session-id': sessionId },
     keepAliveMs: opts.keepAliveMs,
     maxBufferBytes: opts.maxStreamBufferBytes,
-    retryMs: opts.resumable && version >= '2025-11-25' ? opts.sseRetryMs : undefined,
+    retryMs: priming ? opts.sseRetryMs : undefined,
     deferHead: true,
   });
-  if (cursor) await rt.parts.streams.resume(sessionId, cursor.streamId, cursor.seq, sink);
-  else await rt.parts.streams.openStandalone(sessionId, sink, opts.resumable && version >= '2025-11-25');
+  if (cursor) await ctx.service.resume(sessionId, principal, cursor, sink);
+  else await ctx.service.openStandalone(sessionId, principal, sink, priming);
 }
 
 /** `DELETE /mcp`: ends the session on every instance. */
 export async function handleDelete(
-  rt: Runtime,
+  ctx: HttpContext,
   req: IncomingMessage,
   res: ServerResponse,
   principal: Principal,
 ): Promise<void> {
   const sessionId = sessionIdOf(req);
   protocolVersionOf(req);
-  await rt.parts.host.end(sessionId, principal.id);
-  rt.parts.streams.dropSession(sessionId);
-  await rt.parts.bus.broadcast({ t: 'deleted', sid: sessionId, from: rt.instanceId }).catch((e: unknown) => {
-    // The record is gone already: other instances find out at their next store round trip.
-    rt.onError(asError(e), sessionId);
-  });
+  await ctx.service.end(sessionId, principal);
   res.writeHead(200).end();
 }

@@ -1,74 +1,61 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js';
 import { FleetError } from '../errors.js';
 import { accepts, isJsonContentType, readBody } from '../http/body.js';
+import type { HttpContext } from '../http/context.js';
 import type { ExtraRoutes, RouteHandler } from '../http/handler.js';
+import { SseSink } from '../http/sse-sink.js';
 import { parseMessages } from '../http/streamable.js';
-import type { Runtime } from '../runtime.js';
 import { assertSessionId } from '../session-id.js';
-import type { Principal } from '../types.js';
-import { LegacyHost } from './legacy-host.js';
 
 /**
- * The legacy HTTP+SSE transport's routes (`GET <ssePath>`, `POST <messagesPath>`) and its shutdown.
- * Registers the handler of its bus messages on the runtime. `busUp` tells whether this instance's
- * bus channel is subscribed right now; while it is not, new streams and forwarded POSTs answer 503.
+ * The legacy HTTP+SSE transport's routes (`GET <ssePath>`, `POST <messagesPath>`), served by the same
+ * session service as Streamable HTTP: the instance that gets `GET /sse` owns the session; a
+ * `POST /messages` on any other instance is forwarded to it.
  */
-export function legacyRoutes(
-  rt: Runtime,
-  busUp: () => boolean,
-): { routes: ExtraRoutes; close(): Promise<void>; readonly size: number } {
-  const legacy = new LegacyHost(rt, busUp);
-  rt.legacy = (msg) => legacy.onBus(msg);
-  const { ssePath, messagesPath } = rt.parts.options;
+export function legacyRoutes(ctx: HttpContext): ExtraRoutes {
+  const { ssePath, messagesPath } = ctx.options;
 
-  const openStream: RouteHandler = async (_rt, req, res, principal) => {
+  const openStream: RouteHandler = async (c, req, res, principal) => {
     if (!accepts(req.headers.accept, 'text/event-stream')) {
       throw new FleetError('NOT_ACCEPTABLE', 'Not Acceptable: Client must accept text/event-stream');
     }
-    await legacy.open(res, principal, endpointPath(req, ssePath, messagesPath));
+    // The head waits until the session exists, so a failure is still a plain error response.
+    const sink = new SseSink(res, {
+      keepAliveMs: c.options.keepAliveMs,
+      maxBufferBytes: c.options.maxStreamBufferBytes,
+      deferHead: true,
+    });
+    const sessionId = await c.service.openLegacy(principal, sink);
+    sink.open();
+    const endpoint = endpointPath(req, ssePath, messagesPath);
+    sink.raw(`event: endpoint\ndata: ${endpoint}?sessionId=${encodeURIComponent(sessionId)}\n\n`);
   };
-  const postMessage: RouteHandler = (_rt, req, res, principal) =>
-    handleLegacyPost(rt, legacy, req, res, principal);
+
+  const postMessage: RouteHandler = async (c, req, res, principal) => {
+    const sessionId = sessionIdOf(req.url);
+    if (!isJsonContentType(req.headers['content-type'])) {
+      throw new FleetError(
+        'UNSUPPORTED_MEDIA_TYPE',
+        'Unsupported Media Type: Content-Type must be application/json',
+      );
+    }
+    const { messages, batch } = parseMessages(await readBody(req, c.options.maxBodyBytes));
+    // The 2024-11-05 transport carries one message per POST (the SDK's own server rejects arrays too).
+    if (batch) throw new FleetError('INVALID_REQUEST', 'Invalid Request: batches are not supported here');
+    const extra: MessageExtraInfo = {
+      authInfo: principal.authInfo,
+      requestInfo: { headers: { ...req.headers } } as MessageExtraInfo['requestInfo'],
+    };
+    await c.service.postLegacy(sessionId, principal, messages[0]!, extra);
+    res.writeHead(202).end();
+  };
 
   const routes: ExtraRoutes = new Map();
   routes.set(ssePath, { GET: openStream });
   // Both on one path is allowed (some deployments serve the stream and the messages at one URL).
   routes.set(messagesPath, { ...routes.get(messagesPath), POST: postMessage });
-  return {
-    routes,
-    close: () => legacy.close(),
-    /** Legacy sessions held in this instance's memory. */
-    get size() {
-      return legacy.size;
-    },
-  };
-}
-
-/** `POST /messages?sessionId=…`: the same bad-input rules as Streamable HTTP, then delivery to the owner. */
-async function handleLegacyPost(
-  rt: Runtime,
-  legacy: LegacyHost,
-  req: IncomingMessage,
-  res: ServerResponse,
-  principal: Principal,
-): Promise<void> {
-  const sessionId = sessionIdOf(req.url);
-  if (!isJsonContentType(req.headers['content-type'])) {
-    throw new FleetError(
-      'UNSUPPORTED_MEDIA_TYPE',
-      'Unsupported Media Type: Content-Type must be application/json',
-    );
-  }
-  const { messages, batch } = parseMessages(await readBody(req, rt.parts.options.maxBodyBytes));
-  // The 2024-11-05 transport carries one message per POST (the SDK's own server rejects arrays too).
-  if (batch) throw new FleetError('INVALID_REQUEST', 'Invalid Request: batches are not supported here');
-  const extra: MessageExtraInfo = {
-    authInfo: principal.authInfo,
-    requestInfo: { headers: { ...req.headers } },
-  };
-  await legacy.post(sessionId, principal, messages[0]!, extra);
-  res.writeHead(202).end();
+  return routes;
 }
 
 /**

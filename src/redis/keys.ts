@@ -26,6 +26,24 @@ export class RedisKeys {
     return `${this.prefix}{${sessionId}}:holder:${streamId}`;
   }
 
+  /** Set of the stream ids that have an event log, so DELETE can remove them all. Expires: with the logs. */
+  logs(sessionId: string): string {
+    return `${this.prefix}{${sessionId}}:logs`;
+  }
+
+  /**
+   * String: one instance's liveness (JSON with its start time), renewed by its heartbeat; gone means
+   * the instance is dead or frozen. Expires: instance TTL. Hash tag `{instances}`, as the index.
+   */
+  instance(instanceId: string): string {
+    return `${this.prefix}{instances}:${instanceId}`;
+  }
+
+  /** Sorted set of live instance ids, score = liveness expiry (ms). Pruned on read; expires when idle. */
+  instanceIndex(): string {
+    return `${this.prefix}{instances}`;
+  }
+
   /** Sorted set of live session ids, score = expiry time (ms). Pruned on count; expires when idle. */
   sessionIndex(): string {
     return `${this.prefix}sessions`;

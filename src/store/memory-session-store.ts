@@ -1,5 +1,15 @@
 import { FleetError } from '../errors.js';
-import type { DataSnapshot, SessionPatch, SessionRecord, SessionStore, TtlPolicy } from './session-store.js';
+import type {
+  ClaimOutcome,
+  DataSnapshot,
+  Fence,
+  Ownership,
+  SessionPatch,
+  SessionRecord,
+  SessionStore,
+  TtlPolicy,
+  WriteOutcome,
+} from './session-store.js';
 
 /** Options of {@link MemorySessionStore}. */
 export interface MemorySessionStoreOptions {
@@ -56,14 +66,17 @@ export class MemorySessionStore implements SessionStore {
   }
 
   /** {@inheritDoc SessionStore.touch} */
-  async touch(id: string): Promise<boolean> {
-    return this.refreshed(id) !== undefined;
+  async touch(id: string): Promise<Ownership | undefined> {
+    const entry = this.refreshed(id);
+    return entry && { owner: entry.record.owner, epoch: entry.record.epoch };
   }
 
   /** {@inheritDoc SessionStore.update} */
-  async update(id: string, patch: SessionPatch): Promise<boolean> {
+  async update(id: string, patch: SessionPatch, fence?: Fence): Promise<WriteOutcome> {
+    const check = this.fenced(id, fence);
+    if (check !== 'ok') return check;
     const entry = this.refreshed(id);
-    if (!entry) return false;
+    if (!entry) return 'gone';
     // An own property set to undefined clears the field, as the Redis store does.
     if ('logLevel' in patch) {
       if (patch.logLevel === undefined) delete entry.record.logLevel;
@@ -73,7 +86,34 @@ export class MemorySessionStore implements SessionStore {
       if (patch.subscriptions === undefined) delete entry.record.subscriptions;
       else entry.record.subscriptions = [...patch.subscriptions];
     }
-    if (patch.owner !== undefined) entry.record.owner = patch.owner;
+    if ('initialized' in patch) {
+      if (patch.initialized) entry.record.initialized = true;
+      else delete entry.record.initialized;
+    }
+    return 'ok';
+  }
+
+  /** {@inheritDoc SessionStore.claim} */
+  async claim(id: string, claimant: string, expected: Ownership, principal?: string): Promise<ClaimOutcome> {
+    const current = this.live(id);
+    if (!current || (principal !== undefined && current.record.principal !== principal)) {
+      return { status: 'gone' };
+    }
+    const { owner, epoch } = current.record;
+    if (owner !== expected.owner || epoch !== expected.epoch) {
+      return { status: 'taken', ownership: { owner, epoch } };
+    }
+    const entry = this.refreshed(id);
+    if (!entry) return { status: 'gone' };
+    entry.record.owner = claimant;
+    entry.record.epoch = epoch + 1;
+    return { status: 'claimed', record: structuredClone(entry.record) };
+  }
+
+  /** {@inheritDoc SessionStore.release} */
+  async release(id: string, fence: Fence): Promise<boolean> {
+    if (this.fenced(id, fence) !== 'ok') return false;
+    this.live(id)!.record.owner = '';
     return true;
   }
 
@@ -101,7 +141,10 @@ export class MemorySessionStore implements SessionStore {
     id: string,
     json: string | undefined,
     expectedVersion?: number,
-  ): Promise<number | 'conflict' | 'gone'> {
+    fence?: Fence,
+  ): Promise<number | 'conflict' | 'gone' | 'fenced'> {
+    const check = this.fenced(id, fence);
+    if (check !== 'ok') return check;
     const entry = this.refreshed(id);
     if (!entry) return 'gone';
     if (expectedVersion !== undefined && expectedVersion !== entry.version) return 'conflict';
@@ -117,6 +160,19 @@ export class MemorySessionStore implements SessionStore {
   async close(): Promise<void> {
     clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
+  }
+
+  /** Whether a write fenced with `fence` may go ahead now (for the event log of the same process). */
+  checkFence(id: string, fence: Fence): WriteOutcome {
+    return this.fenced(id, fence);
+  }
+
+  /** Whether a write fenced with `fence` may go ahead (always, when not fenced). */
+  private fenced(id: string, fence: Fence | undefined): WriteOutcome {
+    if (!fence) return 'ok';
+    const entry = this.live(id);
+    if (!entry) return 'gone';
+    return entry.record.owner === fence.owner && entry.record.epoch === fence.epoch ? 'ok' : 'fenced';
   }
 
   /** The entry when alive; drops it when expired. */

@@ -3,7 +3,17 @@ import { FleetError } from '../errors.js';
 import { call, DEFAULT_COMMAND_TIMEOUT_MS, execPipeline } from '../redis/call.js';
 import type { RedisKeys } from '../redis/keys.js';
 import { defineLuaScript, type LuaScript } from '../redis/lua-script.js';
-import type { DataSnapshot, SessionPatch, SessionRecord, SessionStore, TtlPolicy } from './session-store.js';
+import type {
+  ClaimOutcome,
+  DataSnapshot,
+  Fence,
+  Ownership,
+  SessionPatch,
+  SessionRecord,
+  SessionStore,
+  TtlPolicy,
+  WriteOutcome,
+} from './session-store.js';
 
 /** Options of {@link RedisSessionStore}. */
 export interface RedisSessionStoreOptions {
@@ -24,7 +34,10 @@ export interface RedisSessionStoreOptions {
  */
 export class RedisSessionStore implements SessionStore {
   private readonly timeoutMs: number;
-  private readonly scripts: Record<'create' | 'refresh' | 'update' | 'getData' | 'setData', LuaScript>;
+  private readonly scripts: Record<
+    'create' | 'refresh' | 'update' | 'claim' | 'release' | 'getData' | 'setData',
+    LuaScript
+  >;
 
   constructor(
     private readonly redis: Redis,
@@ -37,6 +50,8 @@ export class RedisSessionStore implements SessionStore {
       create: defineLuaScript(redis, 'create-session'),
       refresh: defineLuaScript(redis, 'refresh-session'),
       update: defineLuaScript(redis, 'update-session'),
+      claim: defineLuaScript(redis, 'claim-session'),
+      release: defineLuaScript(redis, 'release-session'),
       getData: defineLuaScript(redis, 'get-data'),
       setData: defineLuaScript(redis, 'set-data'),
     };
@@ -66,33 +81,72 @@ export class RedisSessionStore implements SessionStore {
     const now = Date.now();
     const reply = (await this.refreshing(id, this.scripts.refresh, now, ['1', principal ?? ''])) as [
       number,
-      (string[] | number)?,
+      ...unknown[],
     ];
     if (reply[0] === FOREIGN) {
-      // Another principal's session: untouched; put back the index score the pipeline slid.
-      const pttl = Number(reply[1]);
-      if (pttl > 0)
-        await call(this.redis.zadd(this.keys.sessionIndex(), 'XX', now + pttl, id), this.timeoutMs);
+      await this.restoreIndex(id, now, Number(reply[1]));
       return undefined;
     }
     await this.reconcileIndex(id, now, reply[0], now + this.ttl.idleMs);
-    return reply[0] < 0 || !Array.isArray(reply[1]) ? undefined : decodeRecord(id, reply[1]);
+    return reply[0] < 0 || !Array.isArray(reply[3]) ? undefined : decodeRecord(id, reply[3] as string[]);
   }
 
   /** {@inheritDoc SessionStore.touch} */
-  async touch(id: string): Promise<boolean> {
+  async touch(id: string): Promise<Ownership | undefined> {
     const now = Date.now();
-    const [ttl] = (await this.refreshing(id, this.scripts.refresh, now, ['0', ''])) as [number];
-    await this.reconcileIndex(id, now, ttl, now + this.ttl.idleMs);
-    return ttl >= 0;
+    const reply = (await this.refreshing(id, this.scripts.refresh, now, ['0', ''])) as [
+      number,
+      string?,
+      string?,
+    ];
+    await this.reconcileIndex(id, now, reply[0], now + this.ttl.idleMs);
+    return reply[0] < 0 ? undefined : { owner: reply[1] ?? '', epoch: Number(reply[2] ?? 0) };
   }
 
   /** {@inheritDoc SessionStore.update} */
-  async update(id: string, patch: SessionPatch): Promise<boolean> {
+  async update(id: string, patch: SessionPatch, fence?: Fence): Promise<WriteOutcome> {
     const now = Date.now();
-    const ttl = (await this.refreshing(id, this.scripts.update, now, encodePatch(patch))) as number;
+    const ttl = (await this.refreshing(id, this.scripts.update, now, [
+      ...fenceArgs(fence),
+      ...encodePatch(patch),
+    ])) as number;
+    if (ttl === FENCED) {
+      await this.restoreIndex(id, now, undefined);
+      return 'fenced';
+    }
     await this.reconcileIndex(id, now, ttl, now + this.ttl.idleMs);
-    return ttl >= 0;
+    return ttl >= 0 ? 'ok' : 'gone';
+  }
+
+  /** {@inheritDoc SessionStore.claim} */
+  async claim(id: string, claimant: string, expected: Ownership, principal?: string): Promise<ClaimOutcome> {
+    const now = Date.now();
+    const reply = (await this.refreshing(id, this.scripts.claim, now, [
+      claimant,
+      expected.owner,
+      expected.epoch,
+      principal ?? '',
+    ])) as [number, ...unknown[]];
+    if (reply[0] === 0) {
+      await this.restoreIndex(id, now, undefined);
+      return { status: 'taken', ownership: { owner: String(reply[1]), epoch: Number(reply[2]) } };
+    }
+    if (reply[0] !== 1) {
+      await this.restoreIndex(id, now, undefined); // gone (ZADD XX added nothing) or another principal's
+      return { status: 'gone' };
+    }
+    await this.reconcileIndex(id, now, Number(reply[3]), now + this.ttl.idleMs);
+    return { status: 'claimed', record: decodeRecord(id, reply[2] as string[]) };
+  }
+
+  /** {@inheritDoc SessionStore.release} */
+  async release(id: string, fence: Fence): Promise<boolean> {
+    const released = await this.scripts.release.run(
+      [this.keys.session(id)],
+      [fence.owner, fence.epoch],
+      this.timeoutMs,
+    );
+    return released === 1;
   }
 
   /** {@inheritDoc SessionStore.delete} */
@@ -130,14 +184,20 @@ export class RedisSessionStore implements SessionStore {
     id: string,
     json: string | undefined,
     expectedVersion?: number,
-  ): Promise<number | 'conflict' | 'gone'> {
+    fence?: Fence,
+  ): Promise<number | 'conflict' | 'gone' | 'fenced'> {
     const now = Date.now();
     const args = [
       json === undefined ? '0' : '1',
       json ?? '',
       expectedVersion === undefined ? '' : expectedVersion,
+      ...fenceArgs(fence),
     ];
     const [ttl, version] = (await this.refreshing(id, this.scripts.setData, now, args)) as [number, number];
+    if (version === -3) {
+      await this.restoreIndex(id, now, undefined);
+      return 'fenced';
+    }
     await this.reconcileIndex(id, now, ttl, now + this.ttl.idleMs);
     if (version === -2) return 'gone';
     if (version === -1) return 'conflict';
@@ -180,6 +240,15 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /**
+   * Puts back the index score a pipelined refresh slid for a session the script left alone (another
+   * principal's, or a fenced write): from its remaining TTL, read now when not known.
+   */
+  private async restoreIndex(id: string, now: number, pttl: number | undefined): Promise<void> {
+    const ttl = pttl ?? (await call(this.redis.pttl(this.keys.session(id)), this.timeoutMs));
+    if (ttl > 0) await call(this.redis.zadd(this.keys.sessionIndex(), 'XX', now + ttl, id), this.timeoutMs);
+  }
+
+  /**
    * Second round trip, only when the pipelined index score was wrong: the session is gone (ZREM) or its
    * TTL was capped by the maximum lifetime (the last `idleMs` of its life) or the id was taken.
    */
@@ -193,6 +262,13 @@ export class RedisSessionStore implements SessionStore {
 
 /** refresh-session.lua's answer for another principal's session. */
 const FOREIGN = -3;
+/** update-session.lua's answer when the fence does not hold. */
+const FENCED = -2;
+
+/** The fence arguments of the owner-written scripts: owner and epoch, or '' and 0 for an unfenced write. */
+function fenceArgs(fence: Fence | undefined): Array<string | number> {
+  return fence ? [fence.owner, fence.epoch] : ['', 0];
+}
 
 /** Hash fields of a record, as `field, value, …` (the session id is the key, not a field). */
 function encodeRecord(record: SessionRecord): string[] {
@@ -209,7 +285,10 @@ function encodeRecord(record: SessionRecord): string[] {
     String(record.createdAt),
     'owner',
     record.owner,
+    'epoch',
+    String(record.epoch),
   ];
+  if (record.initialized) fields.push('inited', '1');
   if (record.logLevel !== undefined) fields.push('level', record.logLevel);
   if (record.subscriptions !== undefined) fields.push('subs', JSON.stringify(record.subscriptions));
   return fields;
@@ -222,7 +301,7 @@ function encodePatch(patch: SessionPatch): string[] {
   if ('subscriptions' in patch) {
     fields.push('subs', patch.subscriptions === undefined ? '' : JSON.stringify(patch.subscriptions));
   }
-  if (patch.owner !== undefined) fields.push('owner', patch.owner);
+  if ('initialized' in patch) fields.push('inited', patch.initialized ? '1' : '');
   return fields;
 }
 
@@ -236,13 +315,15 @@ function decodeRecord(id: string, flat: string[]): SessionRecord {
   const init = h.get('init');
   const createdAt = Number(h.get('createdAt'));
   const owner = h.get('owner');
+  const epoch = Number(h.get('epoch'));
   if (
     principal === undefined ||
     (transport !== 'streamable-http' && transport !== 'sse') ||
     protocolVersion === undefined ||
     init === undefined ||
     !Number.isFinite(createdAt) ||
-    owner === undefined
+    owner === undefined ||
+    !Number.isSafeInteger(epoch)
   ) {
     throw new FleetError('INTERNAL', `Session record ${id} in Redis is malformed`);
   }
@@ -255,7 +336,9 @@ function decodeRecord(id: string, flat: string[]): SessionRecord {
       initialize: JSON.parse(init) as SessionRecord['initialize'],
       createdAt,
       owner,
+      epoch,
     };
+    if (h.get('inited') === '1') record.initialized = true;
     const level = h.get('level');
     if (level !== undefined) record.logLevel = level as SessionRecord['logLevel'];
     const subs = h.get('subs');

@@ -3,8 +3,17 @@ import type { InitializeRequest, LoggingLevel } from '@modelcontextprotocol/sdk/
 /** Which wire protocol a session speaks. */
 export type TransportKind = 'streamable-http' | 'sse';
 
+/**
+ * Who runs a session's one live copy: the owner instance (`''` while nobody does) and the epoch of
+ * its claim. Every claim increases the epoch, so a write fenced with an old epoch is refused.
+ */
+export interface Ownership {
+  owner: string;
+  epoch: number;
+}
+
 /** The durable part of a session: everything an instance needs to rebuild it ("hydrate"). */
-export interface SessionRecord {
+export interface SessionRecord extends Ownership {
   id: string;
   /** Principal id the session is bound to. */
   principal: string;
@@ -13,14 +22,14 @@ export interface SessionRecord {
   protocolVersion: string;
   /** The client's original `initialize` params, replayed on hydration. */
   initialize: InitializeRequest['params'];
+  /** The client sent `notifications/initialized` (replayed on hydration only then). */
+  initialized?: boolean;
   /** Last `logging/setLevel` of the client, replayed on hydration. */
   logLevel?: LoggingLevel;
   /** Resource URIs the client subscribed to. */
   subscriptions?: string[];
   /** Creation time, ms since the epoch (absolute lifetime counts from here). */
   createdAt: number;
-  /** Instance that created the session (for legacy SSE: the one holding the stream). */
-  owner: string;
 }
 
 /** A versioned application-data document. `version` is 0 when nothing was written. */
@@ -30,8 +39,25 @@ export interface DataSnapshot {
   version: number;
 }
 
-/** Fields of a record that may change after creation. */
-export type SessionPatch = Partial<Pick<SessionRecord, 'logLevel' | 'subscriptions' | 'owner'>>;
+/** Fields of a record that its owner may change after creation. */
+export type SessionPatch = Partial<Pick<SessionRecord, 'logLevel' | 'subscriptions' | 'initialized'>>;
+
+/**
+ * A write made on behalf of a session's owner: applied only while `owner` still owns the session at
+ * `epoch`, so an owner that was replaced (it froze, a successor claimed the session) cannot write.
+ */
+export type Fence = Ownership;
+
+/** Outcome of a fenced write: `gone` when the session does not exist, `fenced` when its owner changed. */
+export type WriteOutcome = 'ok' | 'gone' | 'fenced';
+
+/** Outcome of {@link SessionStore.claim}. */
+export type ClaimOutcome =
+  | { status: 'claimed'; record: SessionRecord }
+  /** Somebody else changed the ownership first: the current one. */
+  | { status: 'taken'; ownership: Ownership }
+  /** No such session (or another principal's). */
+  | { status: 'gone' };
 
 /**
  * Durable session state. Expiry: every session has a sliding idle TTL and an absolute maximum
@@ -46,11 +72,19 @@ export interface SessionStore {
    * `principal`, another principal's session is reported as undefined and its TTL is left alone.
    */
   load(id: string, principal?: string): Promise<SessionRecord | undefined>;
-  /** Refreshes the idle TTL; false when the session is gone (expired, deleted, never existed). */
-  touch(id: string): Promise<boolean>;
-  /** Changes mutable fields of a live record; false when the session is gone. */
-  update(id: string, patch: SessionPatch): Promise<boolean>;
-  /** Ends the session and removes all it stored; false when it was already gone. */
+  /** Refreshes the idle TTL; resolves to the current ownership, or undefined when the session is gone. */
+  touch(id: string): Promise<Ownership | undefined>;
+  /** Changes mutable fields of a live record; with `fence`, only while that ownership holds. */
+  update(id: string, patch: SessionPatch, fence?: Fence): Promise<WriteOutcome>;
+  /**
+   * Makes `claimant` the owner if the ownership is still `expected` (compare-and-set), with the epoch
+   * increased by one, and refreshes the idle TTL. With `principal`, another principal's session is
+   * `gone`. Resolves to the claimed record (to hydrate from) or to the ownership that won.
+   */
+  claim(id: string, claimant: string, expected: Ownership, principal?: string): Promise<ClaimOutcome>;
+  /** Gives the session up (owner `''`, same epoch) if `fence` still holds; false otherwise. */
+  release(id: string, fence: Fence): Promise<boolean>;
+  /** Ends the session and removes its record and data; false when it was already gone. */
   delete(id: string): Promise<boolean>;
   /** Number of live sessions, without scanning keys. */
   count(): Promise<number>;
@@ -58,14 +92,16 @@ export interface SessionStore {
   getData(id: string): Promise<DataSnapshot | undefined>;
   /**
    * Writes the document (`json` undefined clears it). With `expectedVersion`, writes only if the
-   * stored version still equals it. Resolves to the new version, `'conflict'` when the version moved,
-   * or `'gone'` when the session does not exist.
+   * stored version still equals it; with `fence`, only while that ownership holds. Resolves to the new
+   * version, `'conflict'` when the version moved, `'gone'` when the session does not exist, or
+   * `'fenced'` when its owner changed.
    */
   setData(
     id: string,
     json: string | undefined,
     expectedVersion?: number,
-  ): Promise<number | 'conflict' | 'gone'>;
+    fence?: Fence,
+  ): Promise<number | 'conflict' | 'gone' | 'fenced'>;
   /** Cheap reachability check (PING for Redis). */
   ping(): Promise<void>;
   close(): Promise<void>;

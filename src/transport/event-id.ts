@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { FleetError } from '../errors.js';
 
 /**
@@ -36,16 +37,49 @@ export function decodeEventId(eventId: string): EventCursor {
 /** Id of the standalone `GET` stream of every session (one per session). */
 export const STANDALONE_STREAM_ID = 'standalone';
 
+/** Longest stream id the event-id codec takes. */
+const MAX_STREAM_ID = 160;
+
 /**
- * A new POST stream id that names the instance producing it: 16 random hex characters, then the
- * instance id in URL-safe base64. An instance resuming the stream knows whom to ask, without a lookup.
+ * A new POST stream id that names the instance producing it and the requests it answers, so an
+ * instance resuming it knows whom to ask — and, if that instance is gone, which requests to answer
+ * with an error — without a lookup: 16 random hex characters, the length of the next part as two hex
+ * digits, the producer's instance id in URL-safe base64, then the JSON of the request ids in URL-safe
+ * base64 (left out when it would not fit: a big batch is resumed without that help).
  */
-export function newStreamId(instanceId: string): string {
-  return randomBytes(8).toString('hex') + Buffer.from(instanceId).toString('base64url');
+export function newStreamId(instanceId: string, requestIds: readonly RequestId[] = []): string {
+  const producer = Buffer.from(instanceId).toString('base64url');
+  if (producer.length > 255) throw new RangeError('instance id too long for a stream id');
+  const head = randomBytes(8).toString('hex') + producer.length.toString(16).padStart(2, '0') + producer;
+  if (requestIds.length === 0) return head;
+  const ids = Buffer.from(JSON.stringify(requestIds)).toString('base64url');
+  return head.length + ids.length <= MAX_STREAM_ID ? head + ids : head;
 }
 
 /** The instance producing a POST stream, or undefined for the standalone stream or a foreign id. */
 export function producerOf(streamId: string): string | undefined {
-  if (streamId === STANDALONE_STREAM_ID || streamId.length <= 16) return undefined;
-  return Buffer.from(streamId.slice(16), 'base64url').toString();
+  const parts = splitStreamId(streamId);
+  return parts && Buffer.from(parts.producer, 'base64url').toString();
+}
+
+/** The ids of the requests a POST stream answers, when its id carries them. */
+export function requestIdsOf(streamId: string): RequestId[] | undefined {
+  const parts = splitStreamId(streamId);
+  if (!parts || parts.ids === '') return undefined;
+  try {
+    const ids: unknown = JSON.parse(Buffer.from(parts.ids, 'base64url').toString());
+    if (Array.isArray(ids) && ids.every((id) => typeof id === 'string' || typeof id === 'number')) {
+      return ids as RequestId[];
+    }
+  } catch {
+    // a stream id we did not make: no ids (the caller treats them as unknown)
+  }
+  return undefined;
+}
+
+function splitStreamId(streamId: string): { producer: string; ids: string } | undefined {
+  if (streamId === STANDALONE_STREAM_ID || !/^[0-9a-f]{18}/.test(streamId)) return undefined;
+  const len = Number.parseInt(streamId.slice(16, 18), 16);
+  if (len === 0 || streamId.length < 18 + len) return undefined;
+  return { producer: streamId.slice(18, 18 + len), ids: streamId.slice(18 + len) };
 }

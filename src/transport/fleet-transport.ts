@@ -21,6 +21,8 @@ export interface TransportHooks {
   sendStandalone(message: JSONRPCMessage): Promise<void>;
   /** Non-fatal problems (logged, counted). */
   onError(err: Error): void;
+  /** A client request was answered (or dropped): the copy may have become idle. */
+  onSettled?(): void;
 }
 
 /**
@@ -142,6 +144,7 @@ export class FleetTransport implements Transport {
     if (waiter) {
       this.waiters.delete(id);
       waiter(message);
+      this.hooks.onSettled?.();
       return;
     }
     const stream = this.byRequest.get(id);
@@ -149,14 +152,17 @@ export class FleetTransport implements Transport {
       this.hooks.onError(new Error(`no stream for response ${String(id)} (request cancelled or unknown)`));
       return;
     }
-    this.byRequest.delete(id);
     const hook = this.answerHooks.get(id);
     if (hook) {
       this.answerHooks.delete(id);
       message = await hook(message);
     }
+    // Still in flight until the answer is handed to its stream (a handoff waits for this).
+    this.byRequest.delete(id);
     stream.pending.delete(id);
-    await stream.push(message, stream.pending.size === 0);
+    const pushed = stream.push(message, stream.pending.size === 0);
+    this.hooks.onSettled?.();
+    await pushed;
   }
 
   /**
@@ -170,12 +176,14 @@ export class FleetTransport implements Transport {
     this.answerHooks.delete(id);
     stream.pending.delete(id);
     if (stream.pending.size === 0) void stream.end();
+    this.hooks.onSettled?.();
   }
 
   /** Releases request bindings of a stream whose requests will never be answered here. */
   unbindAll(stream: OutboundStream): void {
     for (const id of stream.pending) this.byRequest.delete(id);
     stream.pending.clear();
+    this.hooks.onSettled?.();
   }
 
   async close(): Promise<void> {

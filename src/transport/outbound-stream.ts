@@ -1,5 +1,7 @@
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
+import { FleetError } from '../errors.js';
 import type { EventLog } from '../events/event-log.js';
+import type { Fence } from '../store/session-store.js';
 import { encodeEventId } from './event-id.js';
 
 /** Stored after a stream's last message: a replaying instance closes the connection when it reads it. */
@@ -7,19 +9,37 @@ export const END_MARKER = '{"__fleet":"end"}';
 
 /** Where a stream's messages go: a live HTTP connection here, or an instance that holds it. */
 export interface StreamSink {
-  /** Delivers one message; `eventId` is set when the stream is resumable. */
+  /** Delivers one message; `eventId` is set when the stream is resumable and the event was logged. */
   write(message: JSONRPCMessage, eventId: string | undefined, seq: number): void;
-  /** The stream has ended (all responses sent): finish the connection. */
-  end(): void;
+  /**
+   * The stream has ended (all responses sent): finish the connection. `endSeq` is the sequence
+   * number of the end marker in the event log, when the stream has one.
+   */
+  end(endSeq?: number): void;
   /** True once the connection is gone. */
   readonly closed: boolean;
 }
 
+/** What an {@link OutboundStream} reports to the copy producing it. */
+export interface OutboundHooks {
+  onError(err: Error): void;
+  /** The stream ended (its last response was written). */
+  onEnded?(stream: OutboundStream): void;
+  /** The fence of the producing owner's writes (undefined: unfenced, e.g. in tests). */
+  fence?(): Fence | undefined;
+  /**
+   * An append was refused: the session is owned elsewhere now (`replaced`) or gone (`expired`). The
+   * producing copy must step down; the messages were handed to the sink without event ids.
+   */
+  onFenced?(reason: 'replaced' | 'expired'): void;
+}
+
 /**
  * One SSE stream of a session (a POST response stream or the standalone GET stream) as seen by the
- * instance producing its messages. Messages are written in order: each batch is appended to the event
- * log first (when resumable), then handed to the current sink. The sink may be replaced (a client
- * resumed the stream) or missing (the client is disconnected); the log keeps what it missed.
+ * owner producing its messages. Messages are written in order: each batch is appended to the event
+ * log first (when resumable, fenced by the owner's epoch), then handed to the current sink. The sink
+ * may be replaced (a client resumed the stream elsewhere) or missing (the client is disconnected);
+ * the log keeps what it missed.
  */
 export class OutboundStream {
   /** Incoming request ids whose responses are due on this stream. */
@@ -37,8 +57,7 @@ export class OutboundStream {
     readonly sessionId: string,
     readonly streamId: string,
     private readonly log: EventLog | undefined,
-    private readonly onError: (err: Error) => void,
-    private readonly onEnded: (stream: OutboundStream) => void = () => {},
+    private readonly hooks: OutboundHooks,
   ) {}
 
   /** Whether events carry ids and are kept for replay. */
@@ -72,7 +91,7 @@ export class OutboundStream {
    */
   push(message: JSONRPCMessage, last = false): Promise<void> {
     if (this.ended || this.ending) {
-      this.onError(new Error(`message dropped: stream ${this.streamId} already ended`));
+      this.hooks.onError(new Error(`message dropped: stream ${this.streamId} already ended`));
       return Promise.resolve();
     }
     this.queue.push(message);
@@ -85,6 +104,32 @@ export class OutboundStream {
     if (this.ending) return this.running && this.draining ? this.draining : Promise.resolve();
     this.ending = true;
     return this.drain();
+  }
+
+  /**
+   * Answers every request still due on this stream with `error` and ends it — through the log when
+   * `logged` (a resuming client sees the errors), else straight to the sink (the log is fenced off).
+   */
+  fail(
+    error: { code: number; message: string },
+    logged: boolean,
+    ids: RequestId[] = [...this.pending],
+  ): Promise<void> {
+    this.pending.clear();
+    const errors: JSONRPCMessage[] = ids.map((id) => ({ jsonrpc: '2.0', id, error }));
+    if (logged && !this.ended && !this.ending) {
+      this.queue.push(...errors);
+      this.ending = true;
+      return this.drain();
+    }
+    const sink = this.sink;
+    this.ended = true;
+    this.ending = true;
+    if (sink && !sink.closed) {
+      for (const m of errors) sink.write(m, undefined, 0);
+      sink.end();
+    }
+    return Promise.resolve();
   }
 
   private drain(): Promise<void> {
@@ -100,22 +145,12 @@ export class OutboundStream {
     try {
       // Loop until nothing is queued: messages pushed while a batch is being logged go in the next batch,
       // so a burst costs one round trip per batch instead of one per message.
-      while (this.queue.length > 0 || (this.ending && !this.ended)) {
+      while (!this.ended && (this.queue.length > 0 || this.ending)) {
         const batch = this.queue;
         this.queue = [];
         const finishing = this.ending;
-        let seqs: number[] = [];
-        if (this.log) {
-          const data = batch.map((m) => JSON.stringify(m));
-          if (finishing) data.push(END_MARKER);
-          try {
-            seqs = await this.log.append(this.sessionId, this.streamId, data);
-          } catch (err) {
-            // The connection still gets the messages; only replay after a disconnect is lost.
-            this.onError(new Error(`event log append failed on stream ${this.streamId}`, { cause: err }));
-            seqs = [];
-          }
-        }
+        const seqs = await this.append(batch, finishing);
+        if (this.ended) return; // failed meanwhile (fenced off): the sink has been ended
         for (let i = 0; i < batch.length; i++) {
           const seq = seqs[i] ?? 0;
           if (seq) this.lastSeq = seq;
@@ -126,12 +161,31 @@ export class OutboundStream {
         if (finishing && this.queue.length === 0) {
           this.ended = true;
           const sink = this.sink;
-          if (sink && !sink.closed) sink.end();
-          this.onEnded(this);
+          if (sink && !sink.closed) sink.end(seqs[batch.length]);
+          this.hooks.onEnded?.(this);
         }
       }
     } finally {
       this.running = false;
+    }
+  }
+
+  /** Logs a batch (with the end marker when finishing); [] when not resumable or the append failed. */
+  private async append(batch: JSONRPCMessage[], finishing: boolean): Promise<number[]> {
+    if (!this.log) return [];
+    const data = batch.map((m) => JSON.stringify(m));
+    if (finishing) data.push(END_MARKER);
+    try {
+      return await this.log.append(this.sessionId, this.streamId, data, this.hooks.fence?.());
+    } catch (err) {
+      if (err instanceof FleetError && (err.code === 'NOT_OWNER' || err.code === 'SESSION_NOT_FOUND')) {
+        // Not ours to log any more: the connection still gets these, then the copy steps down.
+        queueMicrotask(() => this.hooks.onFenced?.(err.code === 'NOT_OWNER' ? 'replaced' : 'expired'));
+        return [];
+      }
+      // The connection still gets the messages; only replay after a disconnect is lost.
+      this.hooks.onError(new Error(`event log append failed on stream ${this.streamId}`, { cause: err }));
+      return [];
     }
   }
 }

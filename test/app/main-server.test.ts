@@ -30,7 +30,15 @@ function fleetStub(health: Partial<FleetHealth> | Error): HealthSource {
     instanceId: 'pod-a',
     health: async () => {
       if (health instanceof Error) throw health;
-      return { store: 'ok', sessions: 3, transportSessions: 1, liveSessions: 2, closing: false, ...health };
+      return {
+        store: 'ok',
+        sessions: 3,
+        transportSessions: 1,
+        liveSessions: 2,
+        instances: 2,
+        closing: false,
+        ...health,
+      };
     },
   };
 }

@@ -6,6 +6,9 @@ import { FleetError } from '../../src/errors.js';
 import type { EventLog, StoredEvent } from '../../src/events/event-log.js';
 import { MemoryEventLog } from '../../src/events/memory-event-log.js';
 import { RedisEventLog } from '../../src/events/redis-event-log.js';
+import { MemorySessionStore } from '../../src/store/memory-session-store.js';
+import { RedisSessionStore } from '../../src/store/redis-session-store.js';
+import type { SessionStore } from '../../src/store/session-store.js';
 import { scanKeys, useRedisPair } from '../helpers/redis-server.js';
 
 /** Two handles on one log (two connections for Redis, the same object for memory). */
@@ -161,6 +164,22 @@ function contract(make: MakeLogs): void {
       await assert.rejects(a.readAfter(newSession(), 'GET', bad), RangeError);
   });
 
+  it('deleteSession removes every log of the session and nothing of other sessions', async () => {
+    const { a, b } = open();
+    const [s1, s2] = [newSession(), newSession()];
+    await a.append(s1, 'GET', ['1']);
+    await a.append(s1, 'p1', ['1', '2']);
+    await b.append(s1, 'p2', ['1']);
+    await a.append(s2, 'GET', ['x']);
+    await b.deleteSession(s1);
+    for (const stream of ['GET', 'p1', 'p2']) {
+      assert.deepEqual(await a.readAfter(s1, stream, 0), [], stream);
+      assert.equal(await a.lastSeq(s1, stream), 0, stream);
+    }
+    assert.deepEqual(seqs(await a.readAfter(s2, 'GET', 0)), [1]);
+    await a.deleteSession(newSession()); // nothing to delete: fine
+  });
+
   it('closes idempotently', async () => {
     const { a } = open();
     await a.close();
@@ -195,9 +214,12 @@ describe('RedisEventLog', () => {
     const sid = newSession();
     for (let i = 0; i < 500; i++) await log.append(sid, 'GET', [String(i)]);
     const found = await scanKeys(rp.c1, rp.keys.prefix);
-    assert.deepEqual(found, [rp.keys.events(sid, 'GET')]);
-    const pttl = await rp.c1.pttl(rp.keys.events(sid, 'GET'));
-    assert.ok(pttl > 0 && pttl <= 10_000, `PTTL ${pttl}`);
+    assert.deepEqual(found.sort(), [rp.keys.events(sid, 'GET'), rp.keys.logs(sid)].sort());
+    for (const key of found) {
+      const pttl = await rp.c1.pttl(key);
+      assert.ok(pttl > 0 && pttl <= 10_000, `PTTL of ${key}: ${pttl}`);
+    }
+    assert.deepEqual(await rp.c1.smembers(rp.keys.logs(sid)), ['GET']);
     assert.ok((await rp.c1.xlen(rp.keys.events(sid, 'GET'))) <= 200);
   });
 
@@ -217,4 +239,54 @@ describe('RedisEventLog', () => {
       rp.server.resume();
     }
   });
+});
+
+/** Fenced appends (an owner writing for its session) against the session store of the same backend. */
+function fencedContract(make: () => { log: EventLog; store: SessionStore }): void {
+  it('appends only while the fence (owner, epoch) still holds', async () => {
+    const { log, store } = make();
+    const sid = newSession();
+    await store.create({
+      id: sid,
+      principal: 'p',
+      transport: 'streamable-http',
+      protocolVersion: '2025-11-25',
+      initialize: {
+        protocolVersion: '2025-11-25',
+        capabilities: {},
+        clientInfo: { name: 'c', version: '1' },
+      },
+      createdAt: Date.now(),
+      owner: 'i1',
+      epoch: 1,
+    });
+    const mine = { owner: 'i1', epoch: 1 };
+    assert.deepEqual(await log.append(sid, 's', ['a'], mine), [1]);
+    await store.claim(sid, 'i2', mine);
+    await assert.rejects(log.append(sid, 's', ['b'], mine), isCode('NOT_OWNER'));
+    assert.deepEqual(seqs(await log.readAfter(sid, 's', 0)), [1], 'nothing appended when fenced off');
+    assert.deepEqual(await log.append(sid, 's', ['c'], { owner: 'i2', epoch: 2 }), [2]);
+    await store.delete(sid);
+    await assert.rejects(log.append(sid, 's', ['d'], { owner: 'i2', epoch: 2 }), isCode('SESSION_NOT_FOUND'));
+    // An unfenced append (an instance answering for a producer that is gone) needs no session.
+    assert.deepEqual(await log.append(sid, 's', ['e']), [3]);
+  });
+}
+
+const isCode = (code: string) => (err: unknown) => err instanceof FleetError && err.code === code;
+
+describe('MemoryEventLog fenced by MemorySessionStore', () => {
+  fencedContract(() => {
+    const store = new MemorySessionStore({ idleMs: 60_000, maxLifetimeMs: 600_000 });
+    const log = new MemoryEventLog({ ttlMs: 60_000, checkFence: (sid, f) => store.checkFence(sid, f) });
+    return { log, store };
+  });
+});
+
+describe('RedisEventLog fenced by RedisSessionStore', () => {
+  const rp = useRedisPair();
+  fencedContract(() => ({
+    log: new RedisEventLog(rp.c1, rp.keys, { ttlMs: 60_000 }),
+    store: new RedisSessionStore(rp.c2, rp.keys, { idleMs: 60_000, maxLifetimeMs: 600_000 }),
+  }));
 });

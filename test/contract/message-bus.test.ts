@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { MemoryBus, MemoryBusHub } from '../../src/bus/memory-bus.js';
-import type { BusMessage, MessageBus } from '../../src/bus/message-bus.js';
+import type { BusPayload as BusMessage, MessageBus } from '../../src/bus/message-bus.js';
 import { RedisBus } from '../../src/bus/redis-bus.js';
 import { FleetError } from '../../src/errors.js';
 import { RedisKeys } from '../../src/redis/keys.js';
@@ -18,8 +18,8 @@ class Inbox {
   readonly messages: BusMessage[] = [];
   private waiters: Array<() => void> = [];
 
-  readonly receive = (m: BusMessage): void => {
-    this.messages.push(m);
+  readonly receive = (m: unknown): void => {
+    this.messages.push(m as BusMessage);
     for (const w of this.waiters.splice(0)) w();
   };
 
@@ -115,7 +115,8 @@ function contract(makeNetwork: MakeNetwork): void {
     const bus = makeBus((err) => errors.push(err));
     opened.push(bus);
     const seen: BusMessage[] = [];
-    await bus.start('b', (m) => {
+    await bus.start('b', (value) => {
+      const m = value as BusMessage;
       seen.push(m);
       if (m.t === 'boom') throw new Error('handler failed');
     });

@@ -34,6 +34,7 @@ function record(overrides: Partial<SessionRecord> = {}): SessionRecord {
     },
     createdAt: Date.now(),
     owner: 'instance-1',
+    epoch: 1,
     ...overrides,
   };
 }
@@ -80,8 +81,10 @@ function contract(make: MakeStores): void {
     const { a } = open(LONG);
     const id = newId();
     assert.equal(await a.load(id), undefined);
-    assert.equal(await a.touch(id), false);
-    assert.equal(await a.update(id, { owner: 'x' }), false);
+    assert.equal(await a.touch(id), undefined);
+    assert.equal(await a.update(id, { initialized: true }), 'gone');
+    assert.deepEqual(await a.claim(id, 'i2', { owner: 'instance-1', epoch: 1 }), { status: 'gone' });
+    assert.equal(await a.release(id, { owner: 'instance-1', epoch: 1 }), false);
     assert.equal(await a.delete(id), false);
     assert.equal(await a.getData(id), undefined);
     assert.equal(await a.setData(id, '{}'), 'gone');
@@ -117,18 +120,84 @@ function contract(make: MakeStores): void {
     const r = record();
     await a.create(r);
     assert.equal(
-      await a.update(r.id, { logLevel: 'warning', subscriptions: ['s://1'], owner: 'instance-2' }),
-      true,
+      await a.update(r.id, { logLevel: 'warning', subscriptions: ['s://1'], initialized: true }),
+      'ok',
     );
     assert.deepEqual(await b.load(r.id), {
       ...r,
       logLevel: 'warning',
       subscriptions: ['s://1'],
-      owner: 'instance-2',
+      initialized: true,
     });
-    assert.equal(await b.update(r.id, { logLevel: undefined, subscriptions: undefined }), true);
-    assert.deepEqual(await a.load(r.id), { ...r, owner: 'instance-2' });
-    assert.equal(await a.update(r.id, {}), true);
+    assert.equal(
+      await b.update(r.id, { logLevel: undefined, subscriptions: undefined, initialized: false }),
+      'ok',
+    );
+    assert.deepEqual(await a.load(r.id), r);
+    assert.equal(await a.update(r.id, {}), 'ok');
+  });
+
+  it('touch reports the ownership; claim is a compare-and-set that bumps the epoch', async () => {
+    const { a, b } = open(LONG);
+    const r = record();
+    await a.create(r);
+    assert.deepEqual(await a.touch(r.id), { owner: 'instance-1', epoch: 1 });
+    // A claim against a stale view changes nothing and says who owns it now.
+    assert.deepEqual(await b.claim(r.id, 'i2', { owner: 'instance-1', epoch: 0 }), {
+      status: 'taken',
+      ownership: { owner: 'instance-1', epoch: 1 },
+    });
+    const won = await b.claim(r.id, 'i2', { owner: 'instance-1', epoch: 1 });
+    assert.equal(won.status, 'claimed');
+    assert.deepEqual(won.status === 'claimed' && won.record, { ...r, owner: 'i2', epoch: 2 });
+    // Two claimants racing on the same view: exactly one wins.
+    const race = await Promise.all([
+      a.claim(r.id, 'i3', { owner: 'i2', epoch: 2 }),
+      b.claim(r.id, 'i4', { owner: 'i2', epoch: 2 }),
+    ]);
+    assert.deepEqual(race.map((o) => o.status).sort(), ['claimed', 'taken']);
+    const now = await a.touch(r.id);
+    assert.equal(now?.epoch, 3);
+    assert.ok(now?.owner === 'i3' || now?.owner === 'i4');
+    // Another principal's session cannot be claimed (nor seen).
+    assert.deepEqual(await a.claim(r.id, 'i5', now!, 'mallory'), { status: 'gone' });
+  });
+
+  it('release gives ownership up only for its holder; the released session is claimable', async () => {
+    const { a, b } = open(LONG);
+    const r = record();
+    await a.create(r);
+    assert.equal(await b.release(r.id, { owner: 'instance-1', epoch: 0 }), false, 'stale epoch');
+    assert.equal(await b.release(r.id, { owner: 'i2', epoch: 1 }), false, 'not the owner');
+    assert.equal(await a.release(r.id, { owner: 'instance-1', epoch: 1 }), true);
+    assert.deepEqual(await b.touch(r.id), { owner: '', epoch: 1 });
+    assert.equal(await a.release(r.id, { owner: 'instance-1', epoch: 1 }), false, 'already released');
+    const claimed = await b.claim(r.id, 'i2', { owner: '', epoch: 1 });
+    assert.equal(claimed.status === 'claimed' && claimed.record.epoch, 2);
+  });
+
+  it('fenced writes go through only for the current owner and epoch', async () => {
+    const { a, b } = open(LONG);
+    const r = record();
+    await a.create(r);
+    const old = { owner: 'instance-1', epoch: 1 };
+    assert.equal(await a.update(r.id, { logLevel: 'info' }, old), 'ok');
+    assert.equal(await a.setData(r.id, '"mine"', undefined, old), 1);
+    await b.claim(r.id, 'i2', old);
+    // The replaced owner writes nothing any more.
+    assert.equal(await a.update(r.id, { logLevel: 'debug' }, old), 'fenced');
+    assert.equal(await a.setData(r.id, '"stale"', undefined, old), 'fenced');
+    assert.equal(await a.setData(r.id, '"stale"', 1, old), 'fenced');
+    assert.equal((await b.load(r.id))?.logLevel, 'info');
+    assert.deepEqual(await b.getData(r.id), { json: '"mine"', version: 1 });
+    const current = { owner: 'i2', epoch: 2 };
+    assert.equal(await b.update(r.id, { logLevel: 'debug' }, current), 'ok');
+    assert.equal(await b.setData(r.id, '"new"', 1, current), 2);
+    // Unfenced writes (fleet.sessionData from outside a handler) still work.
+    assert.equal(await a.setData(r.id, '"outside"'), 3);
+    await a.delete(r.id);
+    assert.equal(await b.update(r.id, { logLevel: 'info' }, current), 'gone');
+    assert.equal(await b.setData(r.id, '"x"', undefined, current), 'gone');
   });
 
   it('slides the idle TTL on load, touch, update, getData and setData', async () => {
@@ -138,7 +207,7 @@ function contract(make: MakeStores): void {
     const refreshers = [
       () => a.touch(r.id),
       () => a.load(r.id),
-      () => a.update(r.id, { owner: 'i2' }),
+      () => a.update(r.id, { initialized: true }),
       () => a.getData(r.id),
       () => a.setData(r.id, '1'),
     ];
@@ -146,10 +215,10 @@ function contract(make: MakeStores): void {
     for (const refresh of refreshers) {
       await sleep(200);
       assert.notEqual(await refresh(), undefined);
-      assert.equal(await a.touch(r.id), true);
+      assert.notEqual(await a.touch(r.id), undefined);
     }
     await sleep(650);
-    assert.equal(await a.touch(r.id), false);
+    assert.equal(await a.touch(r.id), undefined);
     assert.equal(await a.load(r.id), undefined);
   });
 
@@ -174,7 +243,7 @@ function contract(make: MakeStores): void {
     const seen: Array<{ at: number; alive: boolean }> = [];
     while (Date.now() - r.createdAt < 1400) {
       const at = Date.now() - r.createdAt;
-      seen.push({ at, alive: await a.touch(r.id) });
+      seen.push({ at, alive: (await a.touch(r.id)) !== undefined });
       await sleep(100);
     }
     for (const s of seen) {
@@ -188,10 +257,10 @@ function contract(make: MakeStores): void {
     const { a } = open({ idleMs: 5000, maxLifetimeMs: 1000 });
     const old = record({ createdAt: Date.now() - 800 });
     await a.create(old);
-    assert.equal(await a.touch(old.id), true);
+    assert.notEqual(await a.touch(old.id), undefined);
     assert.equal(await a.count(), 1);
     await sleep(350);
-    assert.equal(await a.touch(old.id), false);
+    assert.equal(await a.touch(old.id), undefined);
     assert.equal(await a.count(), 0);
     // Already past its lifetime at creation: never becomes visible.
     const dead = record({ createdAt: Date.now() - 2000 });
@@ -228,7 +297,7 @@ function contract(make: MakeStores): void {
     await a.touch(keep.id);
     await sleep(200);
     assert.equal(await a.count(), 1);
-    assert.equal(await a.touch(idle.id), false);
+    assert.equal(await a.touch(idle.id), undefined);
     assert.equal(await a.count(), 1);
   });
 
@@ -296,13 +365,13 @@ describe('MemorySessionStore', () => {
       const r = record({ createdAt: now });
       await store.create(r);
       now += 90;
-      assert.equal(await store.touch(r.id), true);
+      assert.notEqual(await store.touch(r.id), undefined);
       now += 90;
-      assert.equal(await store.touch(r.id), true);
+      assert.notEqual(await store.touch(r.id), undefined);
       now += 69; // 249 ms: capped by the lifetime, not the idle TTL
-      assert.equal(await store.touch(r.id), true);
+      assert.notEqual(await store.touch(r.id), undefined);
       now += 1;
-      assert.equal(await store.touch(r.id), false);
+      assert.equal(await store.touch(r.id), undefined);
       assert.equal(await store.count(), 0);
     } finally {
       await store.close();
@@ -349,7 +418,7 @@ describe('RedisSessionStore', () => {
     assert.ok(Math.abs(sessionTtl - dataTtl) < 50, `data PTTL ${dataTtl} ~ session PTTL ${sessionTtl}`);
   });
 
-  it('costs one round trip per warm call (touch, load, getData, setData, update, count, delete)', async () => {
+  it('costs one round trip per warm call (touch, load, getData, setData, update, claim, release, count, delete)', async () => {
     const store = new RedisSessionStore(rp.c1, rp.keys, LONG);
     const r = record();
     await store.create(r);
@@ -367,7 +436,9 @@ describe('RedisSessionStore', () => {
         ['load', () => store.load(r.id)],
         ['getData', () => store.getData(r.id)],
         ['setData', () => store.setData(r.id, '1', 0)],
-        ['update', () => store.update(r.id, { owner: 'i2' })],
+        ['update', () => store.update(r.id, { initialized: true })],
+        ['claim', () => store.claim(r.id, 'i2', { owner: 'instance-1', epoch: 1 })],
+        ['release', () => store.release(r.id, { owner: 'i2', epoch: 2 })],
         ['count', () => store.count()],
         ['delete', () => store.delete(r.id)],
       ];
@@ -386,7 +457,7 @@ describe('RedisSessionStore', () => {
     const r = record();
     await store.create(r);
     await rp.c2.script('FLUSH');
-    assert.equal(await store.touch(r.id), true);
+    assert.notEqual(await store.touch(r.id), undefined);
     assert.equal(await store.setData(r.id, '1', 0), 1);
     assert.deepEqual(await store.load(r.id), r);
   });

@@ -83,21 +83,34 @@ describe('core across 3 instances', () => {
     await Promise.all(clients.map(({ client }) => client.close()));
   });
 
-  it('a cold instance sees the real client info and capabilities', async () => {
-    const { client, transport } = await connectClient(proxy.url, {
+  it('every instance forwards to the one copy; a new owner sees the real client info and capabilities', async () => {
+    const victim = await startInstance({ entry: ENTRY, env, name: 'caps-victim' });
+    const direct = await connectClient(victim.url, {
       name: 'caps-client',
       capabilities: { roots: { listChanged: true }, sampling: {} },
     });
+    const sessionId = direct.transport.sessionId!;
+    const { client, transport } = await connectClient(proxy.url, { sessionId });
+    const whoami = async () => JSON.parse(textOf(await client.callTool({ name: 'whoami', arguments: {} })));
+    // Through every instance of the proxy: always the one copy, on the instance that initialized it.
+    for (let i = 0; i < 3; i++)
+      assert.equal(
+        (await whoami()).instanceId,
+        JSON.parse(textOf(await direct.client.callTool({ name: 'whoami', arguments: {} }))).instanceId,
+      );
+    await direct.client.close();
+    await victim.kill('SIGKILL');
+    // The next request makes a new owner, which hydrated the session from the store.
     const seen = new Set<string>();
     for (let i = 0; i < 3; i++) {
-      const info = JSON.parse(textOf(await client.callTool({ name: 'whoami', arguments: {} })));
+      const info = await whoami();
       seen.add(info.instanceId);
       assert.equal(info.client.name, 'caps-client');
       assert.deepEqual(info.capabilities.roots, { listChanged: true });
       assert.deepEqual(info.capabilities.sampling, {});
-      assert.equal(info.sessionId, transport.sessionId);
+      assert.equal(info.sessionId, sessionId);
     }
-    assert.equal(seen.size, 3);
+    assert.equal(seen.size, 1, 'one new owner, whichever instance the requests land on');
     await transport.terminateSession();
     await client.close();
   });

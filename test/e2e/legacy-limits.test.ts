@@ -75,7 +75,7 @@ describe('legacy SSE limits', () => {
       const answer = await sse.reader!.next();
       assert.match(answer?.data ?? '', /"protocolVersion"/);
       assert.ok(
-        seen.some((m) => m.includes('legacy-post')),
+        seen.some((m) => m.includes('"t":"handle"')),
         'the POST was forwarded over the bus',
       );
       assert.ok(!seen.some((m) => m.includes('SECRET-BEARER-TOKEN')), 'no token on pub/sub');

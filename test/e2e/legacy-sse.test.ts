@@ -54,8 +54,8 @@ async function connectSse(
   return { client, transport, errors, sessionId: who.sessionId, owner: who.instanceId };
 }
 
-/** The pid in a default instance id (`<hostname>-<pid>`). */
-const pidOf = (instanceId: string) => Number(instanceId.slice(instanceId.lastIndexOf('-') + 1));
+/** The pid in a default instance id (`<hostname>-<pid>-<6 random hex>`). */
+const pidOf = (instanceId: string) => Number(/-(\d+)-[0-9a-f]{6}$/.exec(instanceId)?.[1]);
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -99,7 +99,7 @@ describe('metrics', () => {
     }
   });
 
-  it('counts hydrations on the instance that rebuilds a session (two fleets, one Redis)', async () => {
+  it('counts forwarded requests, ownership changes and hydrations (two fleets, one Redis)', async () => {
     const redis = await TestRedis.start();
     const keyPrefix = TestRedis.prefix();
     const registries = [new Registry(), new Registry()] as const;
@@ -116,30 +116,44 @@ describe('metrics', () => {
     const [regA, regB] = registries;
     try {
       const [urlA, urlB] = await Promise.all(servers.map(listen));
+      await until('both fleets ready', async () => (await fleets[0]!.ready()) && (await fleets[1]!.ready()));
       const sid = (await rawPost(urlA!, initBody())).headers.get('mcp-session-id')!;
       const h = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
-      assert.equal((await rawPost(urlB!, call(2), h)).status, 200, 'cold request on B');
-      assert.equal((await rawPost(urlB!, call(3), h)).status, 200, 'warm request on B');
+      assert.equal((await rawPost(urlB!, call(2), h)).status, 200, 'request on B, forwarded to A');
+      assert.equal((await rawPost(urlB!, call(3), h)).status, 200, 'again');
+      assert.equal((await rawPost(urlA!, call(4), h)).status, 200, 'request on the owner');
       const unknown = { ...h, 'mcp-session-id': newSessionId() };
-      assert.equal((await rawPost(urlB!, call(4), unknown)).status, 404);
+      assert.equal((await rawPost(urlB!, call(5), unknown)).status, 404);
 
-      assert.equal(await sample(regB, 'mcp_fleet_hydrations_total', { outcome: 'ok' }), 1);
-      assert.equal(await sample(regB, 'mcp_fleet_hydrations_total', { outcome: 'not_found' }), 1);
-      assert.equal(await sample(regA, 'mcp_fleet_hydrations_total', { outcome: 'ok' }), undefined);
+      assert.equal(await sample(regB, 'mcp_fleet_routed_posts_total', { route: 'forwarded' }), 2);
+      assert.equal(await sample(regA, 'mcp_fleet_routed_posts_total', { route: 'local' }), 1);
+      assert.equal(await sample(regA, 'mcp_fleet_owned_sessions', {}), 1);
+      assert.equal(await sample(regB, 'mcp_fleet_owned_sessions', {}), 0);
+      assert.equal(await sample(regB, 'mcp_fleet_hydrations_total', { outcome: 'ok' }), undefined);
       const created = { transport: 'streamable-http' };
       assert.equal(await sample(regA, 'mcp_fleet_sessions_created_total', created), 1);
       assert.equal(await sample(regB, 'mcp_fleet_sessions_created_total', created), undefined);
+      assert.equal(await sample(regA, 'mcp_fleet_ownership_changes_total', { reason: 'created' }), 1);
+      const handled = { direction: 'in', type: 'handle' };
+      assert.equal(await sample(regA, 'mcp_fleet_bus_messages_total', handled), 2);
 
-      // DELETE on B is broadcast: B publishes it, both instances receive it.
+      // A shuts down: it hands the session off; the next request on B makes B the owner.
+      await fleets[0]!.close();
+      assert.equal(await sample(regA, 'mcp_fleet_ownership_changes_total', { reason: 'handoff' }), 1);
+      assert.equal((await rawPost(urlB!, call(6), h)).status, 200, 'request on B after the handoff');
+      assert.equal(await sample(regB, 'mcp_fleet_hydrations_total', { outcome: 'ok' }), 1);
+      assert.equal(await sample(regB, 'mcp_fleet_ownership_changes_total', { reason: 'claimed' }), 1);
+      assert.equal(await sample(regB, 'mcp_fleet_routed_posts_total', { route: 'local' }), 1);
+
+      // DELETE on B is broadcast: B publishes it (and receives it itself).
       assert.equal((await fetch(urlB!, { method: 'DELETE', headers: h })).status, 200);
-      const deadline = Date.now() + 5000;
-      const received = { direction: 'in', type: 'deleted' };
-      while (Date.now() < deadline && (await sample(regA, 'mcp_fleet_bus_messages_total', received)) !== 1) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      assert.equal(await sample(regA, 'mcp_fleet_bus_messages_total', received), 1);
       const sent = { direction: 'out', type: 'deleted' };
       assert.equal(await sample(regB, 'mcp_fleet_bus_messages_total', sent), 1);
+      await until(
+        'the deletion received',
+        async () =>
+          (await sample(regB, 'mcp_fleet_bus_messages_total', { direction: 'in', type: 'deleted' })) === 1,
+      );
     } finally {
       await Promise.all(fleets.map((f) => f.close()));
       for (const s of servers) s.close();
@@ -147,3 +161,12 @@ describe('metrics', () => {
     }
   });
 });
+
+/** Waits until `check` holds (polling an observable condition), at most `timeoutMs`. */
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -7,6 +7,7 @@ import {
   encodeEventId,
   newStreamId,
   producerOf,
+  requestIdsOf,
   STANDALONE_STREAM_ID,
 } from '../../src/transport/event-id.js';
 import { issuerOf, OutgoingRequests } from '../../src/transport/outgoing-requests.js';
@@ -46,6 +47,24 @@ describe('event ids', () => {
     assert.deepEqual(decodeEventId(encodeEventId(s, 42)), { streamId: s, seq: 42 });
     assert.equal(producerOf(STANDALONE_STREAM_ID), undefined);
     assert.deepEqual(decodeEventId('standalone.0'), { streamId: 'standalone', seq: 0 });
+  });
+  it('carry the ids of the requests a stream answers, when they fit', () => {
+    const s = newStreamId('pod-7.example', [5, 'call-2']);
+    assert.equal(producerOf(s), 'pod-7.example');
+    assert.deepEqual(requestIdsOf(s), [5, 'call-2']);
+    assert.deepEqual(decodeEventId(encodeEventId(s, 3)), { streamId: s, seq: 3 });
+    assert.equal(requestIdsOf(newStreamId('pod-7.example')), undefined);
+    // A batch whose ids do not fit in the 160 characters of a stream id: the id names the producer only.
+    const big = newStreamId(
+      'pod-7.example',
+      Array.from({ length: 50 }, (_, i) => `request-${i}`),
+    );
+    assert.ok(big.length <= 160);
+    assert.equal(producerOf(big), 'pod-7.example');
+    assert.equal(requestIdsOf(big), undefined);
+    // Ids we did not make name no producer.
+    assert.equal(producerOf('abc'), undefined);
+    assert.equal(requestIdsOf('0123456789abcdef05'), undefined);
   });
   it('reject malformed ids with a 400', () => {
     for (const bad of [

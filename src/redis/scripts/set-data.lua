@@ -1,5 +1,6 @@
--- Writes a session's application data, optionally compare-and-set on its version, and refreshes the
--- session's sliding TTL. The data hash gets the session hash's PTTL, so it expires with the session.
+-- Writes a session's application data, optionally compare-and-set on its version and fenced by its
+-- owner, and refreshes the session's sliding TTL. The data hash gets the session hash's PTTL, so it
+-- expires with the session.
 --
 -- KEYS[1]  session hash   (RedisKeys.session)
 -- KEYS[2]  data hash      (RedisKeys.data), fields json and v
@@ -9,12 +10,22 @@
 -- ARGV[4]  '1' to write ARGV[5], '0' to clear the document (the version still moves on)
 -- ARGV[5]  the serialized document
 -- ARGV[6]  expected version, or '' to write unconditionally
+-- ARGV[7]  fence: owner instance id, or '' for an unfenced write
+-- ARGV[8]  fence: epoch
 --
 -- Returns {ttl, version}: version is the new version, -1 on a version conflict (nothing written),
--- -2 when the session is gone (ttl is then -1).
+-- -2 when the session is gone (ttl is then -1), -3 when the fence does not hold (nothing written).
 
 -- @include session-lifetime
+-- @include fence
 
+local fence = checkFence(KEYS[1], ARGV[7], ARGV[8])
+if fence == -1 then
+  return {-1, -2}
+end
+if fence == -2 then
+  return {0, -3}
+end
 local ttl = refreshSession(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
 if ttl < 0 then
   return {-1, -2}

@@ -1,0 +1,16 @@
+import type { Logger } from '../logger.js';
+import type { FleetMetrics } from '../metrics.js';
+import type { ResolvedOptions } from '../options.js';
+import type { SessionService } from '../session/session-service.js';
+
+/** What the HTTP fronts (Streamable HTTP and legacy) need: they parse, check and write, nothing else. */
+export interface HttpContext {
+  options: ResolvedOptions;
+  service: SessionService;
+  metrics: FleetMetrics;
+  logger: Logger;
+  /** Resolves when the store can take commands (waits briefly during a connect), else rejects with 503. */
+  storeGate(): Promise<void>;
+  /** True once the fleet is closed: new requests get 503. */
+  closed(): boolean;
+}

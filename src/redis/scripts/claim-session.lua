@@ -1,0 +1,38 @@
+-- Makes an instance the owner of a session if its ownership is still the one the caller saw
+-- (compare-and-set on owner and epoch), bumping the epoch, and refreshes the session's sliding TTL.
+--
+-- KEYS[1]  session hash   (RedisKeys.session)
+-- KEYS[2]  data hash      (RedisKeys.data)
+-- ARGV[1]  now, ms since the epoch
+-- ARGV[2]  idleMs
+-- ARGV[3]  maxLifetimeMs
+-- ARGV[4]  claimant instance id
+-- ARGV[5]  expected owner ('' = released)
+-- ARGV[6]  expected epoch
+-- ARGV[7]  principal the session must belong to, or '' for any
+--
+-- Returns {-1} when the session is gone or another principal's; {0, owner, epoch} when the ownership
+-- moved on (nothing changed); {1, epoch, {field, value, …}, ttl} when claimed (ttl: the new TTL in ms).
+
+-- @include session-lifetime
+
+if ARGV[7] ~= '' then
+  local principal = redis.call('HGET', KEYS[1], 'principal')
+  if principal and principal ~= ARGV[7] then
+    return {-1}
+  end
+end
+local own = redis.call('HMGET', KEYS[1], 'owner', 'epoch')
+if not own[2] then
+  return {-1}
+end
+if own[1] ~= ARGV[5] or own[2] ~= ARGV[6] then
+  return {0, own[1], own[2]}
+end
+local ttl = refreshSession(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
+if ttl < 0 then
+  return {-1}
+end
+local epoch = tonumber(own[2]) + 1
+redis.call('HSET', KEYS[1], 'owner', ARGV[4], 'epoch', epoch)
+return {1, epoch, redis.call('HGETALL', KEYS[1]), ttl}

@@ -1,0 +1,16 @@
+import type { StreamSink } from '../transport/outbound-stream.js';
+
+/**
+ * A client's live SSE (or JSON) connection as the stream layer uses it; `http/` implements it. The
+ * stream layer never sees requests or responses of Node's HTTP module.
+ */
+export interface ClientConnection extends StreamSink {
+  /** Sends the response head now (with a priming event id, for resumable streams). */
+  open(primingEventId?: string): void;
+  /** Whether the head was sent. */
+  readonly opened: boolean;
+  /** Closes the connection without ending the stream, after a `retry` hint: the client resumes. */
+  disconnect(retryMs?: number): void;
+  /** Runs `fn` once when the connection closes (at once if it has). */
+  onceClosed(fn: () => void): void;
+}

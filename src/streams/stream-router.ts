@@ -1,0 +1,345 @@
+import type { RequestId } from '@modelcontextprotocol/sdk/types.js';
+import type { FleetBus, BusMessageOf } from '../bus/protocol.js';
+import { FleetError, asError } from '../errors.js';
+import type { EventLog } from '../events/event-log.js';
+import type { StreamRegistry } from '../store/stream-registry.js';
+import { encodeEventId, STANDALONE_STREAM_ID } from '../transport/event-id.js';
+import type { ClientConnection } from './connection.js';
+import { HeldStream } from './held-stream.js';
+
+/** What the {@link StreamRouter} needs. */
+export interface StreamRouterDeps {
+  instanceId: string;
+  bus: FleetBus;
+  registry: StreamRegistry;
+  log: EventLog | undefined;
+  /** Refreshes a session's idle TTL; false when it is gone (an open stream keeps its session alive). */
+  touchSession(sessionId: string): Promise<boolean>;
+  /**
+   * Watches the producer of a stream held here; `onLost` runs if it dies or stops running the
+   * stream. Returns the unwatch function.
+   */
+  watchProducer(producer: string, sessionId: string, streamId: string, onLost: () => void): () => void;
+  /** A standalone stream held here closed (the session's owner stops delivering to it). */
+  onStandaloneClosed(sessionId: string): void;
+  /**
+   * The producer of a resumed stream held here is gone or no longer runs it: nothing more will be
+   * written for it (the caller answers its unanswered requests and ends it).
+   */
+  onProducerGone(held: HeldStream): void;
+  /** Whether an instance's process is there (its bus channel has a subscriber). */
+  isReachable(instanceId: string): Promise<boolean>;
+  onError(err: Error, sessionId?: string): void;
+}
+
+/** The error answering a request whose producer was lost with its instance. */
+export const LOST_REQUEST_ERROR = {
+  code: -32603,
+  message: 'Request lost: the instance running it stopped; the session continues on another instance',
+};
+
+/**
+ * The client connections this instance holds for streams whose events may be produced elsewhere:
+ * standalone GET streams, POST streams resumed with `Last-Event-ID`, and POST streams answered by
+ * the session's owner on another instance. Held GET and resumed streams have a transport session
+ * record in the registry (renewed by heartbeat); events arrive as `deliver` from the producer or
+ * are read from the event log.
+ */
+export class StreamRouter {
+  private readonly held = new Map<string, HeldStream>();
+  private readonly unwatch = new Map<HeldStream, () => void>();
+  private closed = false;
+
+  constructor(private readonly deps: StreamRouterDeps) {}
+
+  /** Number of streams whose connection this instance holds. */
+  get heldCount(): number {
+    return this.held.size;
+  }
+
+  /** The held stream of a session, if its connection is here. */
+  get(sessionId: string, streamId: string): HeldStream | undefined {
+    return this.held.get(keyOf(sessionId, streamId));
+  }
+
+  /**
+   * Holds the connection of a POST whose requests run on the session's owner elsewhere: events
+   * arrive as `deliver`. Held before the messages are sent (the first events may come right behind
+   * the owner's acknowledgement); {@link watchForwarded} once the owner took them.
+   */
+  holdForwarded(
+    sessionId: string,
+    streamId: string,
+    connection: ClientConnection,
+    requestIds: RequestId[],
+  ): HeldStream {
+    const held = this.track(sessionId, streamId, connection, 0, false);
+    held.expect(requestIds);
+    return held;
+  }
+
+  /** Watches the producer of a forwarded stream: if it is lost, its requests get an error. */
+  watchForwarded(held: HeldStream, producer: string): void {
+    if (held.closed) return;
+    this.watch(held, producer);
+  }
+
+  /** Stops holding a forwarded stream whose messages the owner did not take (no answer will come). */
+  unholdForwarded(held: HeldStream): void {
+    this.forget(keyOf(held.sessionId, held.streamId), held, false, false);
+  }
+
+  /**
+   * Opens the standalone GET stream on `connection`. A second GET while one is open answers 409
+   * (unless it resumes with Last-Event-ID, see {@link resume}). Returns the held stream; its
+   * producer (the session's owner) is told by the caller.
+   */
+  async openStandalone(
+    sessionId: string,
+    connection: ClientConnection,
+    priming: boolean,
+  ): Promise<HeldStream> {
+    const existing = await this.deps.registry.get(sessionId, STANDALONE_STREAM_ID);
+    // A record whose holder died lingers until its heartbeat TTL: ask the holder before refusing.
+    const holderAlive =
+      existing !== undefined &&
+      existing.instanceId !== this.deps.instanceId &&
+      (await this.deps.isReachable(existing.instanceId));
+    if (this.held.has(keyOf(sessionId, STANDALONE_STREAM_ID)) || holderAlive) {
+      throw new FleetError('CONFLICT', 'Conflict: Only one SSE stream is allowed per session');
+    }
+    const from = this.deps.log ? await this.deps.log.lastSeq(sessionId, STANDALONE_STREAM_ID) : 0;
+    const held = await this.hold(sessionId, STANDALONE_STREAM_ID, connection, from);
+    connection.open(priming && this.deps.log ? encodeEventId(STANDALONE_STREAM_ID, from) : undefined);
+    // Anything logged between reading the last seq and holding the stream is written now.
+    held.pull();
+    return held;
+  }
+
+  /**
+   * Takes over a stream after `Last-Event-ID`: replays what the client missed, then the live tail.
+   * `producer` is the instance producing a POST stream (undefined for the standalone stream), watched
+   * from now on; the caller tells it (`takeover`).
+   */
+  async resume(
+    sessionId: string,
+    streamId: string,
+    afterSeq: number,
+    connection: ClientConnection,
+    producer: string | undefined,
+  ): Promise<HeldStream> {
+    if (!this.deps.log) throw new FleetError('EVENT_ID_MALFORMED', 'Bad Request: streams are not resumable');
+    // A cursor beyond what the log holds is not this stream's (or its log expired): 404.
+    if (afterSeq > (await this.deps.log.lastSeq(sessionId, streamId))) {
+      throw new FleetError('SESSION_NOT_FOUND', 'Unknown stream');
+    }
+    const held = await this.hold(sessionId, streamId, connection, afterSeq);
+    connection.open();
+    if (producer !== undefined && producer !== this.deps.instanceId) {
+      this.unwatch.set(
+        held,
+        this.deps.watchProducer(producer, sessionId, streamId, () => this.deps.onProducerGone(held)),
+      );
+    }
+    held.pull();
+    return held;
+  }
+
+  /** Bus handler of `deliver`: events for a stream held here; a stream not held here is `unheld`. */
+  onDeliver(msg: BusMessageOf<'deliver'>): void {
+    const h = this.held.get(keyOf(msg.sid, msg.streamId));
+    if (h) {
+      h.deliver(msg.events, msg.end);
+      return;
+    }
+    if (msg.from === this.deps.instanceId) return;
+    void this.deps.bus
+      .send(msg.from, { t: 'unheld', sid: msg.sid, streamId: msg.streamId, holder: this.deps.instanceId })
+      .catch((e: unknown) => this.deps.onError(asError(e), msg.sid));
+  }
+
+  /** Bus handler of `wake`: read the log of a held stream. */
+  onWake(msg: BusMessageOf<'wake'>): void {
+    this.held.get(keyOf(msg.sid, msg.streamId))?.pull();
+  }
+
+  /** Bus handler of `stream-gone`: the producer will write nothing more for that stream. */
+  onStreamGone(msg: BusMessageOf<'stream-gone'>): void {
+    const h = this.held.get(keyOf(msg.sid, msg.streamId));
+    if (h) this.deps.onProducerGone(h);
+  }
+
+  /** Bus handler of `poll`: close a held connection with a retry hint (the client reconnects). */
+  onPoll(msg: BusMessageOf<'poll'>): void {
+    this.held.get(keyOf(msg.sid, msg.streamId))?.connection.disconnect(msg.retryMs);
+  }
+
+  /** Bus handler of `release`: another connection took the stream over; let ours go. */
+  onRelease(msg: BusMessageOf<'release'>): void {
+    if (msg.holder === this.deps.instanceId) return;
+    const key = keyOf(msg.sid, msg.streamId);
+    const h = this.held.get(key);
+    if (!h) return;
+    this.forget(key, h, false, false);
+    h.connection.disconnect();
+  }
+
+  /** Re-reads the log of every held stream (deliveries may have been lost, e.g. while resubscribing). */
+  catchUp(): void {
+    for (const h of this.held.values()) h.pull();
+  }
+
+  /** Ends held streams of a deleted session. */
+  dropSession(sessionId: string): void {
+    for (const h of [...this.held.values()]) {
+      if (h.sessionId === sessionId) h.connection.end(); // its close handler releases the record
+    }
+  }
+
+  /**
+   * Shutdown: closes held GET and resumed connections with a retry hint (clients resume on another
+   * instance) at once, and waits up to `graceMs` for forwarded POST streams to get their answers
+   * (their requests run elsewhere); those still open then are closed with the retry hint too.
+   */
+  async drain(retryMs: number, graceMs: number): Promise<void> {
+    this.closed = true;
+    const now = [...this.held.values()];
+    await Promise.allSettled(now.filter((h) => !this.isForwarded(h)).map((h) => this.letGo(h, retryMs)));
+    const forwarded = [...this.held.values()];
+    if (forwarded.length > 0) {
+      await Promise.race([
+        Promise.all(forwarded.map((h) => new Promise<void>((r) => h.connection.onceClosed(r)))),
+        new Promise<void>((r) => setTimeout(r, graceMs).unref()),
+      ]);
+    }
+    await Promise.allSettled([...this.held.values()].map((h) => this.letGo(h, retryMs)));
+  }
+
+  /**
+   * Renews the transport session records of held streams, re-reads their logs (catching up on lost
+   * deliveries), keeps their logs and sessions alive, and ends streams of sessions that are gone.
+   */
+  async heartbeat(): Promise<void> {
+    const registered = [...this.held.values()].filter((h) => !this.isForwarded(h));
+    if (registered.length === 0) return;
+    const streams = registered.map((h) => ({ sessionId: h.sessionId, streamId: h.streamId }));
+    try {
+      await this.deps.registry.heartbeat(streams, this.deps.instanceId);
+    } catch (err) {
+      this.deps.onError(new Error('stream heartbeat failed', { cause: err }));
+      return;
+    }
+    for (const h of registered) h.pull();
+    if (this.deps.log) {
+      await this.deps.log.touch(streams).catch((err: unknown) => {
+        this.deps.onError(new Error('event log refresh failed', { cause: err }));
+      });
+    }
+    // A client holding a stream is using its session: keep it alive, and end streams of sessions
+    // that are gone (expired at their absolute lifetime, or deleted while the broadcast was missed).
+    const sessions = new Set(streams.map((s) => s.sessionId));
+    await Promise.all(
+      [...sessions].map(async (sid) => {
+        const alive = await this.deps.touchSession(sid).catch(() => true); // unreachable store: keep it
+        if (!alive) this.dropSession(sid);
+      }),
+    );
+  }
+
+  /** Forwarded POST streams have no registry record (the producer knows their holder). */
+  private readonly forwarded = new WeakSet<HeldStream>();
+
+  private isForwarded(h: HeldStream): boolean {
+    return this.forwarded.has(h);
+  }
+
+  private watch(held: HeldStream, producer: string): void {
+    const stop = this.deps.watchProducer(producer, held.sessionId, held.streamId, () => {
+      held.abort(LOST_REQUEST_ERROR);
+    });
+    this.unwatch.set(held, stop);
+  }
+
+  private async letGo(h: HeldStream, retryMs: number): Promise<void> {
+    const key = keyOf(h.sessionId, h.streamId);
+    const registered = !this.isForwarded(h);
+    this.forget(key, h, false, registered);
+    h.connection.disconnect(retryMs);
+    if (registered) await this.deps.registry.release(h.sessionId, h.streamId, this.deps.instanceId);
+  }
+
+  /** Claims the stream's registry record and holds its connection here. */
+  private async hold(
+    sessionId: string,
+    streamId: string,
+    connection: ClientConnection,
+    fromSeq: number,
+  ): Promise<HeldStream> {
+    if (this.closed) throw new FleetError('SHUTTING_DOWN', 'Server is shutting down');
+    const now = Date.now();
+    const previous = await this.deps.registry.claim({
+      sessionId,
+      streamId,
+      transport: 'streamable-http',
+      instanceId: this.deps.instanceId,
+      createdAt: now,
+      lastSeenAt: now,
+      active: true,
+    });
+    const old = this.held.get(keyOf(sessionId, streamId));
+    if (old) {
+      this.forget(keyOf(sessionId, streamId), old, false, false);
+      old.connection.disconnect();
+    }
+    if (previous && previous !== this.deps.instanceId) {
+      void this.deps.bus
+        .send(previous, { t: 'release', sid: sessionId, streamId, holder: this.deps.instanceId })
+        .catch((e: unknown) => this.deps.onError(asError(e), sessionId));
+    }
+    return this.track(sessionId, streamId, connection, fromSeq, true);
+  }
+
+  private track(
+    sessionId: string,
+    streamId: string,
+    connection: ClientConnection,
+    fromSeq: number,
+    registered: boolean,
+  ): HeldStream {
+    const key = keyOf(sessionId, streamId);
+    const held: HeldStream = new HeldStream(
+      sessionId,
+      streamId,
+      connection,
+      fromSeq,
+      this.deps.log,
+      (err) => this.deps.onError(err, sessionId),
+      (h) => this.forget(key, h, registered),
+    );
+    if (!registered) this.forwarded.add(held);
+    this.held.set(key, held);
+    connection.onceClosed(() => this.forget(key, held, registered));
+    return held;
+  }
+
+  /**
+   * Stops tracking a held stream; releases its registry record if `release`, and tells the owner a
+   * standalone stream is not held here any more if `tell` (not when another holder took it over:
+   * that one announces itself).
+   */
+  private forget(key: string, held: HeldStream, release: boolean, tell = release): void {
+    this.unwatch.get(held)?.();
+    this.unwatch.delete(held);
+    if (this.held.get(key) !== held) return;
+    this.held.delete(key);
+    if (tell && held.streamId === STANDALONE_STREAM_ID) this.deps.onStandaloneClosed(held.sessionId);
+    if (!release) return;
+    void this.deps.registry
+      .release(held.sessionId, held.streamId, this.deps.instanceId)
+      .catch((e: unknown) => this.deps.onError(asError(e), held.sessionId));
+  }
+}
+
+function keyOf(sessionId: string, streamId: string): string {
+  return `${sessionId} ${streamId}`;
+}
