@@ -20,4 +20,7 @@ const fleet = createFleet({
   redis: process.env.REDIS_URL, // URL or an ioredis client; omitted → in-memory, one instance
 });
 const server = http.createServer(fleet.handler).listen(Number(process.env.PORT ?? 9100), '127.0.0.1');
-process.on('SIGTERM', () => void fleet.close().finally(() => server.close()));
+process.on('SIGTERM', () => {
+  server.close(); // no new connections; the requests already here finish
+  void fleet.close().finally(() => process.exit(0)); // hands this instance's sessions off
+});

@@ -175,6 +175,7 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
     watchProducer: (producer, sid, streamId, onLost) => forwarder.watch(producer, sid, streamId, onLost),
     onStandaloneClosed: (sid) => late.service?.onStandaloneClosed(sid),
     onProducerGone: (held) => void late.service?.abandon(held),
+    onAcknowledged: (callId) => forwarder.onHandled({ t: 'handled', callId, outcome: 'accepted' }),
     isReachable: async (id) =>
       (await bus.send(id, { t: 'ping', from: me, nonce: 'reach', streams: [] }).catch(() => 1)) > 0 ||
       !(await owner.confirmGone(id).catch(() => false)),

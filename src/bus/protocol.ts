@@ -75,6 +75,8 @@ const deliver = z.object({
   events: z.array(z.object({ seq: z.number().int().nonnegative(), data: z.string() })),
   /** The stream ended after these events. */
   end: z.boolean(),
+  /** A forwarded call this delivery also acknowledges (the first delivery of its stream). */
+  ack: z.string().min(1).max(100).optional(),
 });
 
 const wake = z.object({ t: z.literal('wake'), sid, streamId });

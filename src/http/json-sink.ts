@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import type { ClientConnection } from '../streams/connection.js';
+import type { ClientConnection } from '../transport/connection.js';
 import { isResponse } from '../transport/jsonrpc.js';
 import { SseSink } from './sse-sink.js';
 

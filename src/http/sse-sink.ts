@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import type { ClientConnection } from '../streams/connection.js';
+import type { ClientConnection } from '../transport/connection.js';
 
 /** Options of an SSE connection. */
 export interface SseOptions {
@@ -108,6 +108,8 @@ export class SseSink implements ClientConnection {
    */
   disconnect(retryMs?: number): void {
     if (this.closed) return;
+    // Never an implicit head: a client must see an SSE response, not a bare 200.
+    if (!this.res.headersSent) this.open();
     if (retryMs !== undefined) this.res.write(`retry: ${retryMs}\n\n`);
     this.finish();
     this.res.end();

@@ -14,7 +14,7 @@ import type { PostResponder } from '../session/session-service.js';
 import type { Principal } from '../types.js';
 import { decodeEventId } from '../transport/event-id.js';
 import { isRequest } from '../transport/jsonrpc.js';
-import type { ClientConnection } from '../streams/connection.js';
+import type { ClientConnection } from '../transport/connection.js';
 import { accepts, isJsonContentType, readBody } from './body.js';
 import type { HttpContext } from './context.js';
 import { JsonSink } from './json-sink.js';

@@ -308,14 +308,19 @@ export class Copies {
     stream.attach(this.remoteSink(copy.id, STANDALONE_STREAM_ID, holder, (gone) => stream.detach(gone)));
   }
 
-  /** A sink delivering a stream produced here to the instance holding its connection. */
+  /**
+   * A sink delivering a stream produced here to the instance holding its connection; with `ack`, the
+   * first delivery (at once if nothing else comes in this tick) also acknowledges that call.
+   */
   remoteSink(
     sessionId: string,
     streamId: string,
     holder: string,
     onGone: (sink: RemoteSink) => void,
+    ack?: string,
   ): RemoteSink {
     return new RemoteSink({
+      ack,
       bus: this.deps.bus,
       from: this.deps.instanceId,
       holder,

@@ -6,7 +6,7 @@ import type { FleetTransport } from '../transport/fleet-transport.js';
 import { isRequest } from '../transport/jsonrpc.js';
 import type { OutboundStream } from '../transport/outbound-stream.js';
 import type { SessionCloseReason } from '../types.js';
-import type { LegacyTransport } from '../legacy/legacy-transport.js';
+import type { LegacyTransport } from '../transport/legacy-transport.js';
 import type { CopyLifecycle } from './copy-lifecycle.js';
 
 /** The SDK protocol object of a user's server (`Server`, or `McpServer.server`). */

@@ -19,7 +19,7 @@ import type {
   TransportKind,
 } from '../store/session-store.js';
 import type { StreamRegistry } from '../store/stream-registry.js';
-import type { ClientConnection } from '../streams/connection.js';
+import type { ClientConnection } from '../transport/connection.js';
 import { RemoteSink } from '../streams/remote-sink.js';
 import type { StreamRouter } from '../streams/stream-router.js';
 import {
@@ -37,7 +37,7 @@ import { END_MARKER, type StreamSink } from '../transport/outbound-stream.js';
 import type { HeldStream } from '../streams/held-stream.js';
 import { LOST_REQUEST_ERROR } from '../streams/stream-router.js';
 import type { Principal } from '../types.js';
-import { LegacyTransport } from '../legacy/legacy-transport.js';
+import { LegacyTransport } from '../transport/legacy-transport.js';
 import type { Copies } from './copies.js';
 import { dispatchToCopy, type DispatchContext, type Reply } from './dispatch.js';
 import { forwardableAuthInfo, forwardableHeaders, forwardedExtra } from './forwarded-extra.js';
@@ -287,7 +287,8 @@ export class SessionService {
     const resumable = this.resumable;
     const connection = responder.connection();
     // Held before sending: the owner's first events may arrive right behind its acknowledgement.
-    const held = this.deps.router.holdForwarded(input.sessionId, streamId, connection, requestIds);
+    const priming = responder.priming ? encodeEventId(streamId, 0) : undefined;
+    const held = this.deps.router.holdForwarded(input.sessionId, streamId, connection, requestIds, priming);
     request.stream = { streamId, resumable, priming: responder.priming };
     let outcome: ForwardOutcome;
     try {
@@ -297,7 +298,7 @@ export class SessionService {
       throw err;
     }
     if (outcome.kind === 'accepted') {
-      connection.open(responder.priming ? encodeEventId(streamId, 0) : undefined);
+      held.open();
       // Watched only now: the owner has the stream (a ping before would not find it yet).
       this.deps.router.watchForwarded(held, target);
     } else {
@@ -575,14 +576,14 @@ export class SessionService {
       this.ack(msg, previous);
       return;
     }
-    const answer = (outcome: BusMessageOf<'handled'>['outcome'], err?: FleetError) => {
+    const answer = (outcome: BusMessageOf<'handled'>['outcome'], err?: FleetError, sent = false) => {
       const handled: BusMessageOf<'handled'> = { t: 'handled', callId: msg.callId, outcome };
       if (err) {
         handled.code = err.code;
         handled.message = err.message;
       }
       this.remember(msg.callId, handled);
-      this.ack(msg, handled);
+      if (!sent) this.ack(msg, handled);
     };
     let copy: LiveSession | undefined;
     try {
@@ -637,7 +638,9 @@ export class SessionService {
       return;
     }
     const old = stream.currentSink;
-    const sink = this.remoteSink(msg.sid, msg.streamId, msg.holder, (gone) => stream.detach(gone));
+    const sink = this.deps.copies.remoteSink(msg.sid, msg.streamId, msg.holder, (gone) =>
+      stream.detach(gone),
+    );
     stream.attach(sink);
     letGo(old, msg.holder);
     // What was logged before the switch is read from the log by the new holder.
@@ -865,7 +868,10 @@ export class SessionService {
   }
 
   /** The reply of messages forwarded by `msg.from`: acknowledgements and events over the bus. */
-  private remoteReply(msg: BusMessageOf<'handle'>, answer: (outcome: 'accepted') => void): Reply {
+  private remoteReply(
+    msg: BusMessageOf<'handle'>,
+    answer: (outcome: 'accepted', err?: FleetError, sent?: boolean) => void,
+  ): Reply {
     const stream = msg.stream;
     const streamId = stream?.streamId ?? newStreamId(this.me);
     return {
@@ -874,25 +880,21 @@ export class SessionService {
       polling: stream?.priming ?? false,
       accepted: () => answer('accepted'),
       open: () => {
-        answer('accepted');
+        // The acknowledgement rides on the first delivery (a quick answer costs one write, not two).
+        answer('accepted', undefined, true);
         const copy = this.deps.copies.get(msg.sid);
-        return this.remoteSink(msg.sid, streamId, msg.from, (gone) =>
-          copy?.streams.get(streamId)?.detach(gone),
+        return this.deps.copies.remoteSink(
+          msg.sid,
+          streamId,
+          msg.from,
+          (gone) => copy?.streams.get(streamId)?.detach(gone),
+          msg.callId,
         );
       },
       closeStream: (retryMs) => {
         void this.deps.bus.send(msg.from, { t: 'poll', sid: msg.sid, streamId, retryMs }).catch(() => 0);
       },
     };
-  }
-
-  private remoteSink(
-    sid: string,
-    streamId: string,
-    holder: string,
-    onGone: (sink: RemoteSink) => void,
-  ): RemoteSink {
-    return this.deps.copies.remoteSink(sid, streamId, holder, onGone);
   }
 
   private ack(msg: BusMessageOf<'handle'>, handled: BusMessageOf<'handled'>): void {

@@ -3,7 +3,7 @@ import type { EventLog } from '../events/event-log.js';
 import { encodeEventId } from '../transport/event-id.js';
 import { isResponse } from '../transport/jsonrpc.js';
 import { END_MARKER, type StreamSink } from '../transport/outbound-stream.js';
-import type { ClientConnection } from './connection.js';
+import type { ClientConnection } from '../transport/connection.js';
 
 /**
  * The live connection of a stream held by this instance whose events may come from elsewhere: the
@@ -33,9 +33,17 @@ export class HeldStream implements StreamSink {
     return this.ended || this.connection.closed;
   }
 
+  /** The priming event id the connection opens with (a forwarded POST), whatever opens it first. */
+  primingEventId: string | undefined;
+
   /** Requests whose answers this stream carries (a forwarded POST). */
   expect(ids: Iterable<RequestId>): void {
     for (const id of ids) this.pending.add(id);
+  }
+
+  /** Sends the response head (with the priming event), unless an event already did. */
+  open(): void {
+    if (!this.connection.opened) this.connection.open(this.primingEventId);
   }
 
   /** A message from a producer on this instance: written at once when it is the next in sequence. */
@@ -181,6 +189,7 @@ export class HeldStream implements StreamSink {
   }
 
   private emit(message: JSONRPCMessage, eventId: string | undefined): void {
+    if (!this.connection.opened) this.connection.open(this.primingEventId);
     if (isResponse(message) && message.id !== undefined && message.id !== null)
       this.pending.delete(message.id);
     this.connection.write(message, eventId, 0);

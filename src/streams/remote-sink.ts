@@ -16,6 +16,8 @@ export interface RemoteSinkOptions {
   streamId: string;
   /** Whether the stream has an event log the holder can read instead. */
   logged: boolean;
+  /** A forwarded call this sink's first delivery acknowledges (sent within this tick either way). */
+  ack?: string | undefined;
   /** Whether an instance nobody is subscribed for is really gone (not reconnecting). */
   confirmGone(instanceId: string): Promise<boolean>;
   /** The holder is gone: stop writing to this sink. */
@@ -39,9 +41,13 @@ export class RemoteSink implements StreamSink {
   private readonly bus: FleetBus;
   readonly holder: string;
 
+  private ack: string | undefined;
+
   constructor(private readonly o: RemoteSinkOptions) {
     this.bus = o.bus;
     this.holder = o.holder;
+    this.ack = o.ack;
+    if (this.ack !== undefined) this.schedule();
   }
 
   get closed(): boolean {
@@ -84,16 +90,31 @@ export class RemoteSink implements StreamSink {
   }
 
   private flush(): void {
-    if (this.gone || (this.events.length === 0 && !this.ending)) return;
+    const ack = this.ack;
+    this.ack = undefined;
+    if (this.gone || (this.events.length === 0 && !this.ending)) {
+      // Nothing to deliver yet: the acknowledgement goes alone.
+      if (ack !== undefined) this.send({ t: 'handled', callId: ack, outcome: 'accepted' });
+      return;
+    }
     const events = this.events;
     const end = this.ending;
     this.events = [];
     this.ending = false;
-    const tooLarge = this.o.logged && events.reduce((n, e) => n + e.data.length, 0) > MAX_DELIVER_BYTES;
+    const tooLarge =
+      this.o.logged && ack === undefined && events.reduce((n, e) => n + e.data.length, 0) > MAX_DELIVER_BYTES;
     this.send(
       tooLarge
         ? { t: 'wake', sid: this.o.sessionId, streamId: this.o.streamId }
-        : { t: 'deliver', from: this.o.from, sid: this.o.sessionId, streamId: this.o.streamId, events, end },
+        : {
+            t: 'deliver',
+            from: this.o.from,
+            sid: this.o.sessionId,
+            streamId: this.o.streamId,
+            events,
+            end,
+            ...(ack !== undefined ? { ack } : {}),
+          },
     );
     if (end) this.gone = true; // nothing follows the end
   }

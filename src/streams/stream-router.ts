@@ -4,7 +4,7 @@ import { FleetError, asError } from '../errors.js';
 import type { EventLog } from '../events/event-log.js';
 import type { StreamRegistry } from '../store/stream-registry.js';
 import { encodeEventId, STANDALONE_STREAM_ID } from '../transport/event-id.js';
-import type { ClientConnection } from './connection.js';
+import type { ClientConnection } from '../transport/connection.js';
 import { HeldStream } from './held-stream.js';
 
 /** What the {@link StreamRouter} needs. */
@@ -27,6 +27,8 @@ export interface StreamRouterDeps {
    * written for it (the caller answers its unanswered requests and ends it).
    */
   onProducerGone(held: HeldStream): void;
+  /** A delivery acknowledged a forwarded call (see `deliver.ack`). */
+  onAcknowledged(callId: string): void;
   /** Whether an instance's process is there (its bus channel has a subscriber). */
   isReachable(instanceId: string): Promise<boolean>;
   onError(err: Error, sessionId?: string): void;
@@ -72,9 +74,11 @@ export class StreamRouter {
     streamId: string,
     connection: ClientConnection,
     requestIds: RequestId[],
+    primingEventId: string | undefined,
   ): HeldStream {
     const held = this.track(sessionId, streamId, connection, 0, false);
     held.expect(requestIds);
+    held.primingEventId = primingEventId;
     return held;
   }
 
@@ -147,6 +151,7 @@ export class StreamRouter {
 
   /** Bus handler of `deliver`: events for a stream held here; a stream not held here is `unheld`. */
   onDeliver(msg: BusMessageOf<'deliver'>): void {
+    if (msg.ack !== undefined) this.deps.onAcknowledged(msg.ack);
     const h = this.held.get(keyOf(msg.sid, msg.streamId));
     if (h) {
       h.deliver(msg.events, msg.end);
@@ -212,7 +217,9 @@ export class StreamRouter {
         new Promise<void>((r) => setTimeout(r, graceMs).unref()),
       ]);
     }
-    await Promise.allSettled([...this.held.values()].map((h) => this.letGo(h, retryMs)));
+    // A forwarded POST not acknowledged yet is left to its request (it answers or fails it itself).
+    const rest = [...this.held.values()].filter((h) => !this.isForwarded(h) || h.connection.opened);
+    await Promise.allSettled(rest.map((h) => this.letGo(h, retryMs)));
   }
 
   /**

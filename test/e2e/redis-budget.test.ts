@@ -56,7 +56,10 @@ describe('Redis round trips per warm request', () => {
         redis: `redis://127.0.0.1:${counter.port}`,
         keyPrefix: TestRedis.prefix(),
         jsonResponse: mode === 'json',
+        // No heartbeat may fall into the measured window: it would be counted as the request's.
         streamHeartbeatMs: 600_000,
+        heartbeatMs: 600_000,
+        instanceTtlMs: 1_800_000,
       });
       const { url, server } = await serve(fleet);
       try {
@@ -76,6 +79,77 @@ describe('Redis round trips per warm request', () => {
       } finally {
         await fleet.close();
         server.close();
+      }
+    });
+  }
+});
+
+describe('Redis round trips per forwarded request (two instances, one Redis)', () => {
+  let redis: TestRedis;
+  let owner: TcpCounter;
+  let front: TcpCounter;
+
+  before(async () => {
+    redis = await TestRedis.start();
+    owner = new TcpCounter(redis.port);
+    front = new TcpCounter(redis.port);
+    await Promise.all([owner.start(), front.start()]);
+  });
+  after(async () => {
+    await Promise.all([owner.close(), front.close()]);
+    await redis.stop();
+  });
+
+  for (const mode of ['json', 'sse'] as const) {
+    it(`${mode} answer: the receiving instance pays one round trip more than the owner would; the owner acknowledges with its answer`, async () => {
+      const keyPrefix = TestRedis.prefix();
+      const make = (counter: TcpCounter, instanceId: string) =>
+        createFleet({
+          server: (ctx) => buildDemoServer(ctx),
+          redis: `redis://127.0.0.1:${counter.port}`,
+          keyPrefix,
+          instanceId,
+          jsonResponse: mode === 'json',
+          streamHeartbeatMs: 600_000,
+          heartbeatMs: 600_000,
+          instanceTtlMs: 1_800_000,
+        });
+      const a = make(owner, 'budget-owner');
+      const b = make(front, 'budget-front');
+      const [sa, sb] = await Promise.all([serve(a), serve(b)]);
+      try {
+        for (const f of [a, b]) {
+          const deadline = Date.now() + 5000;
+          while (!(await f.ready()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        }
+        const sid = await initialize(sa.url); // owned by A
+        const headers = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
+        assert.equal((await rawPost(sb.url, echo(1), headers)).status, 200); // B knows the way now
+        await new Promise((r) => setTimeout(r, 100)); // let fire-and-forget work settle
+        owner.reset();
+        front.reset();
+        const r = await rawPost(sb.url, echo(2), headers);
+        assert.equal(r.status, 200);
+        assert.match(r.text, /"text":"x"/);
+        await new Promise((r) => setTimeout(r, 100));
+        // B: the TTL refresh that also names the owner, then the PUBLISH of the messages to it.
+        assert.equal(
+          front.commandRequests(),
+          2,
+          `round trips of the receiving instance: ${front.commandRequests()}`,
+        );
+        // A: JSON: one PUBLISH carrying the acknowledgement and the answer. SSE: the event-log append
+        // (with the acknowledgement written behind it), then the PUBLISH of the logged answer.
+        const expected = mode === 'json' ? 1 : 2;
+        assert.equal(
+          owner.commandRequests(),
+          expected,
+          `round trips of the owner: ${owner.commandRequests()}`,
+        );
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+        sa.server.close();
+        sb.server.close();
       }
     });
   }

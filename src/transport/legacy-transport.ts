@@ -1,6 +1,6 @@
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage, MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js';
-import type { ClientConnection } from '../streams/connection.js';
+import type { ClientConnection } from './connection.js';
 
 /**
  * The SDK `Transport` of one legacy HTTP+SSE session, on its owner (the instance holding its

@@ -1,4 +1,4 @@
-import type { StreamSink } from '../transport/outbound-stream.js';
+import type { StreamSink } from './outbound-stream.js';
 
 /**
  * A client's live SSE (or JSON) connection as the stream layer uses it; `http/` implements it. The
