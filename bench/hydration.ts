@@ -1,8 +1,9 @@
-// Cost of a cold request (hydration) vs a warm one. Two mcp-fleet instances (A and B, different
-// instanceId) in this process share one Redis. Sessions are created on A; then, one session at a
-// time, B serves its first request (cold: B loads the record, builds the McpServer and replays the
-// handshake) and immediately a second one (warm: B's live copy). Requests are sequential, so the
-// latencies are not queueing delays, and cold and warm alternate, so noise hits both alike.
+// Cost of a cold request (claim + hydration) vs a warm one. Two mcp-fleet instances (A and B,
+// different instanceId) in this process share one Redis. Sessions are created on A, which then shuts
+// down and hands them off; then, one session at a time, B serves its first request (cold: B claims
+// the session, builds the McpServer and replays the handshake) and immediately a second one (warm:
+// B's copy). Requests are sequential, so the latencies are not queueing delays, and cold and warm
+// alternate, so noise hits both alike.
 //
 //   npx tsx bench/hydration.ts
 //
@@ -25,13 +26,17 @@ interface Result {
 
 async function benchMode(mode: Mode, redis: TestRedis): Promise<Result> {
   const keyPrefix = `bench${randomBytes(3).toString('hex')}:`;
-  const a = await startFleet({ mode, redisUrl: redis.url, keyPrefix, instanceId: 'bench-a' });
   const b = await startFleet({ mode, redisUrl: redis.url, keyPrefix, instanceId: 'bench-b' });
-  const onA = new HttpClient(a.port, 10);
   const onB = new HttpClient(b.port, 1);
   try {
     const pass = async (count: number) => {
+      // The owner of the sessions until it shuts down: then each session has no owner, and B's first
+      // request of it claims and hydrates it.
+      const a = await startFleet({ mode, redisUrl: redis.url, keyPrefix, instanceId: 'bench-a' });
+      const onA = new HttpClient(a.port, 10);
       const sessions = await openSessions(onA, count, 10);
+      onA.close();
+      await a.close();
       const cold: number[] = [];
       const warm: number[] = [];
       let id = 0;
@@ -48,15 +53,15 @@ async function benchMode(mode: Mode, redis: TestRedis): Promise<Result> {
     if (liveOnB !== WARMUP + N) throw new Error(`expected ${WARMUP + N} live sessions on B, got ${liveOnB}`);
     return { mode, ...measured };
   } finally {
-    onA.close();
     onB.close();
-    await Promise.all([a.close(), b.close()]);
+    await b.close();
   }
 }
 
 printEnvironment('hydration: cold vs warm request');
 console.log(
-  `${N} sessions created on instance A, each then called twice on instance B (after ${WARMUP} warm-up sessions)`,
+  `${N} sessions created on instance A, which hands them off; each then called twice on instance B ` +
+    `(after ${WARMUP} warm-up sessions)`,
 );
 const started = Date.now();
 const redis = await TestRedis.start();
@@ -84,6 +89,6 @@ printTable(
   }),
 );
 console.log(
-  `\ncold/warm: how many warm requests' time the first request of a session on a new instance costs ` +
-    `(one Redis load + server factory + handshake replay). Took ${((Date.now() - started) / 1000).toFixed(1)} s.`,
+  `\ncold/warm: how many warm requests' time the first request of a session on a new owner costs ` +
+    `(Redis load + claim + server factory + handshake replay). Took ${((Date.now() - started) / 1000).toFixed(1)} s.`,
 );

@@ -11,7 +11,23 @@ export interface HttpResult {
   body: string;
 }
 
-export class HttpClient {
+/** Anything that sends an MCP POST somewhere and answers it (one server, or several in turn). */
+export interface Poster {
+  post(body: string, headers?: Record<string, string>, path?: string): Promise<HttpResult>;
+}
+
+/** Sends each request to the next of several clients: a round-robin load balancer in the client. */
+export class RoundRobin implements Poster {
+  private next = 0;
+  constructor(private readonly clients: readonly Poster[]) {}
+
+  post(body: string, headers: Record<string, string> = {}, path = '/mcp'): Promise<HttpResult> {
+    const c = this.clients[this.next++ % this.clients.length]!;
+    return c.post(body, headers, path);
+  }
+}
+
+export class HttpClient implements Poster {
   private readonly agent: http.Agent;
 
   /** At most `maxSockets` connections to 127.0.0.1:`port`, kept alive between requests. */
@@ -78,7 +94,7 @@ function initializeBody(): string {
 const INITIALIZED = JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' });
 
 /** `initialize` + `notifications/initialized`, as a real client does; resolves to the session id. */
-export async function openSession(client: HttpClient): Promise<string> {
+export async function openSession(client: Poster): Promise<string> {
   const init = await client.post(initializeBody());
   const raw = init.headers['mcp-session-id'];
   const sessionId = Array.isArray(raw) ? raw[0] : raw;
@@ -91,11 +107,7 @@ export async function openSession(client: HttpClient): Promise<string> {
 }
 
 /** Opens `count` sessions, `concurrency` at a time. */
-export async function openSessions(
-  client: HttpClient,
-  count: number,
-  concurrency: number,
-): Promise<string[]> {
+export async function openSessions(client: Poster, count: number, concurrency: number): Promise<string[]> {
   const ids: string[] = [];
   let next = 0;
   const worker = async () => {
@@ -128,7 +140,7 @@ export function isEchoResult(r: HttpResult): boolean {
 }
 
 /** One `tools/call echo` on a session; resolves to its latency in ms (throws on a wrong answer). */
-export async function timedEcho(client: HttpClient, sessionId: string, id: number): Promise<number> {
+export async function timedEcho(client: Poster, sessionId: string, id: number): Promise<number> {
   const t0 = performance.now();
   const r = await client.post(echoBody(id), sessionHeaders(sessionId));
   const ms = performance.now() - t0;
@@ -147,7 +159,7 @@ export interface LoadResult {
  * i mod sessions.length (a session's requests are sequential, like a real client's).
  */
 export async function runLoad(
-  client: HttpClient,
+  client: Poster,
   sessions: readonly string[],
   total: number,
   concurrency: number,

@@ -783,7 +783,7 @@ export class SessionService {
       copy.lease();
       let now: OwnershipOf | undefined;
       try {
-        now = await this.deps.store.touch(sessionId);
+        now = await this.deps.store.touch(sessionId, principal);
       } catch (err) {
         copy.unlease();
         throw err;
@@ -800,9 +800,10 @@ export class SessionService {
       this.deps.copies.stepDown(copy, 'replaced'); // another instance took it over meanwhile
       return { kind: 'remote', seen: now };
     }
-    const record = await this.deps.store.load(sessionId, principal);
-    if (!record || record.principal !== principal || record.transport !== kind) throw notFound();
-    return { kind: 'remote', seen: { owner: record.owner, epoch: record.epoch } };
+    // Not owned here: the ownership is all this instance needs (and the principal and transport).
+    const state = await this.deps.store.touch(sessionId, principal);
+    if (!state || state.transport !== kind) throw notFound();
+    return { kind: 'remote', seen: { owner: state.owner, epoch: state.epoch } };
   }
 
   private leased(copy: LiveSession): Route {

@@ -6,6 +6,7 @@ import type {
   Ownership,
   SessionPatch,
   SessionRecord,
+  SessionState,
   SessionStore,
   TtlPolicy,
   WriteOutcome,
@@ -66,9 +67,12 @@ export class MemorySessionStore implements SessionStore {
   }
 
   /** {@inheritDoc SessionStore.touch} */
-  async touch(id: string): Promise<Ownership | undefined> {
+  async touch(id: string, principal?: string): Promise<SessionState | undefined> {
+    if (principal !== undefined && this.live(id)?.record.principal !== principal) return undefined;
     const entry = this.refreshed(id);
-    return entry && { owner: entry.record.owner, epoch: entry.record.epoch };
+    return (
+      entry && { owner: entry.record.owner, epoch: entry.record.epoch, transport: entry.record.transport }
+    );
   }
 
   /** {@inheritDoc SessionStore.update} */

@@ -9,6 +9,7 @@ import type {
   Fence,
   Ownership,
   SessionPatch,
+  SessionState,
   SessionRecord,
   SessionStore,
   TtlPolicy,
@@ -88,19 +89,24 @@ export class RedisSessionStore implements SessionStore {
       return undefined;
     }
     await this.reconcileIndex(id, now, reply[0], now + this.ttl.idleMs);
-    return reply[0] < 0 || !Array.isArray(reply[3]) ? undefined : decodeRecord(id, reply[3] as string[]);
+    return reply[0] < 0 || !Array.isArray(reply[4]) ? undefined : decodeRecord(id, reply[4] as string[]);
   }
 
   /** {@inheritDoc SessionStore.touch} */
-  async touch(id: string): Promise<Ownership | undefined> {
+  async touch(id: string, principal?: string): Promise<SessionState | undefined> {
     const now = Date.now();
-    const reply = (await this.refreshing(id, this.scripts.refresh, now, ['0', ''])) as [
+    const reply = (await this.refreshing(id, this.scripts.refresh, now, ['0', principal ?? ''])) as [
       number,
-      string?,
-      string?,
+      ...unknown[],
     ];
+    if (reply[0] === FOREIGN) {
+      await this.restoreIndex(id, now, Number(reply[1]));
+      return undefined;
+    }
     await this.reconcileIndex(id, now, reply[0], now + this.ttl.idleMs);
-    return reply[0] < 0 ? undefined : { owner: reply[1] ?? '', epoch: Number(reply[2] ?? 0) };
+    if (reply[0] < 0) return undefined;
+    const transport = reply[3] === 'sse' ? 'sse' : 'streamable-http';
+    return { owner: String(reply[1] ?? ''), epoch: Number(reply[2] ?? 0), transport };
   }
 
   /** {@inheritDoc SessionStore.update} */

@@ -12,6 +12,11 @@ export interface Ownership {
   epoch: number;
 }
 
+/** What a refresh reports of a live session: who owns it, and which transport it speaks. */
+export interface SessionState extends Ownership {
+  transport: TransportKind;
+}
+
 /** The durable part of a session: everything an instance needs to rebuild it ("hydrate"). */
 export interface SessionRecord extends Ownership {
   id: string;
@@ -72,8 +77,11 @@ export interface SessionStore {
    * `principal`, another principal's session is reported as undefined and its TTL is left alone.
    */
   load(id: string, principal?: string): Promise<SessionRecord | undefined>;
-  /** Refreshes the idle TTL; resolves to the current ownership, or undefined when the session is gone. */
-  touch(id: string): Promise<Ownership | undefined>;
+  /**
+   * Refreshes the idle TTL; resolves to the current ownership and transport, or undefined when the
+   * session is gone. With `principal`, another principal's session is undefined and left alone.
+   */
+  touch(id: string, principal?: string): Promise<SessionState | undefined>;
   /** Changes mutable fields of a live record; with `fence`, only while that ownership holds. */
   update(id: string, patch: SessionPatch, fence?: Fence): Promise<WriteOutcome>;
   /**

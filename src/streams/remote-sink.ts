@@ -2,6 +2,9 @@ import type { FleetBus } from '../bus/protocol.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { END_MARKER, type StreamSink } from '../transport/outbound-stream.js';
 
+/** Longest the acknowledgement of a forwarded call waits for a first event to travel with. */
+const ACK_DELAY_MS = 20;
+
 /** Largest batch of event data sent in one `deliver`; beyond it the holder reads the event log. */
 const MAX_DELIVER_BYTES = 1024 * 1024;
 
@@ -47,7 +50,13 @@ export class RemoteSink implements StreamSink {
     this.bus = o.bus;
     this.holder = o.holder;
     this.ack = o.ack;
-    if (this.ack !== undefined) this.schedule();
+    // The acknowledgement waits a little for the answer to ride along (a quick tool costs one
+    // PUBLISH); far below the forwarder's timeout, it goes alone.
+    if (this.ack !== undefined) {
+      setTimeout(() => {
+        if (this.ack !== undefined) this.flush();
+      }, ACK_DELAY_MS).unref();
+    }
   }
 
   get closed(): boolean {

@@ -141,7 +141,13 @@ function contract(make: MakeStores): void {
     const { a, b } = open(LONG);
     const r = record();
     await a.create(r);
-    assert.deepEqual(await a.touch(r.id), { owner: 'instance-1', epoch: 1 });
+    assert.deepEqual(await a.touch(r.id), { owner: 'instance-1', epoch: 1, transport: 'streamable-http' });
+    assert.equal(await b.touch(r.id, 'mallory'), undefined, "another principal's session is not there");
+    assert.deepEqual(await b.touch(r.id, 'alice'), {
+      owner: 'instance-1',
+      epoch: 1,
+      transport: 'streamable-http',
+    });
     // A claim against a stale view changes nothing and says who owns it now.
     assert.deepEqual(await b.claim(r.id, 'i2', { owner: 'instance-1', epoch: 0 }), {
       status: 'taken',
@@ -170,7 +176,7 @@ function contract(make: MakeStores): void {
     assert.equal(await b.release(r.id, { owner: 'instance-1', epoch: 0 }), false, 'stale epoch');
     assert.equal(await b.release(r.id, { owner: 'i2', epoch: 1 }), false, 'not the owner');
     assert.equal(await a.release(r.id, { owner: 'instance-1', epoch: 1 }), true);
-    assert.deepEqual(await b.touch(r.id), { owner: '', epoch: 1 });
+    assert.deepEqual(await b.touch(r.id), { owner: '', epoch: 1, transport: 'streamable-http' });
     assert.equal(await a.release(r.id, { owner: 'instance-1', epoch: 1 }), false, 'already released');
     const claimed = await b.claim(r.id, 'i2', { owner: '', epoch: 1 });
     assert.equal(claimed.status === 'claimed' && claimed.record.epoch, 2);

@@ -8,7 +8,8 @@
 -- ARGV[4]  '1' to return the record, '0' not to
 -- ARGV[5]  principal the session must belong to, or '' for any
 --
--- Returns {ttl, owner, epoch} or {ttl, owner, epoch, {field, value, …}}; ttl is the new TTL in ms, or
+-- Returns {ttl, owner, epoch, transport} or {ttl, owner, epoch, transport, {field, value, …}}; ttl is
+-- the new TTL in ms, or
 -- {-1} when the session is gone; {-3, pttl} when it belongs to another principal (nothing refreshed;
 -- pttl lets the index be corrected).
 
@@ -24,8 +25,8 @@ local ttl = refreshSession(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]
 if ttl < 0 then
   return {ttl}
 end
-local own = redis.call('HMGET', KEYS[1], 'owner', 'epoch')
+local own = redis.call('HMGET', KEYS[1], 'owner', 'epoch', 'transport')
 if ARGV[4] ~= '1' then
-  return {ttl, own[1] or '', own[2] or '0'}
+  return {ttl, own[1] or '', own[2] or '0', own[3] or ''}
 end
-return {ttl, own[1] or '', own[2] or '0', redis.call('HGETALL', KEYS[1])}
+return {ttl, own[1] or '', own[2] or '0', own[3] or '', redis.call('HGETALL', KEYS[1])}
