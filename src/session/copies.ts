@@ -236,11 +236,6 @@ export class Copies {
     if (outcome.status === 'gone') throw notFound();
     if (outcome.status === 'taken') return undefined;
     const { record } = outcome;
-    if (record.transport !== 'streamable-http') {
-      // A legacy session lives only with its stream; a claim of it is a mistake: give it back.
-      this.deps.ownership.untrack(sessionId);
-      throw notFound();
-    }
     this.deps.metrics.ownershipChange(seen.owner === '' ? 'claimed' : 'failover');
     try {
       return await this.deps.metrics.hydration(this.hydrate(record));

@@ -100,8 +100,12 @@ export class MemorySessionStore implements SessionStore {
   /** {@inheritDoc SessionStore.claim} */
   async claim(id: string, claimant: string, expected: Ownership, principal?: string): Promise<ClaimOutcome> {
     const current = this.live(id);
-    if (!current || (principal !== undefined && current.record.principal !== principal)) {
-      return { status: 'gone' };
+    if (
+      !current ||
+      current.record.transport !== 'streamable-http' ||
+      (principal !== undefined && current.record.principal !== principal)
+    ) {
+      return { status: 'gone' }; // a legacy session lives and dies with its stream: never claimed
     }
     const { owner, epoch } = current.record;
     if (owner !== expected.owner || epoch !== expected.epoch) {

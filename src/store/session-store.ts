@@ -87,7 +87,8 @@ export interface SessionStore {
   /**
    * Makes `claimant` the owner if the ownership is still `expected` (compare-and-set), with the epoch
    * increased by one, and refreshes the idle TTL. With `principal`, another principal's session is
-   * `gone`. Resolves to the claimed record (to hydrate from) or to the ownership that won.
+   * `gone`; so is a legacy (`sse`) session, which lives and dies with its stream. Resolves to the
+   * claimed record (to hydrate from) or to the ownership that won.
    */
   claim(id: string, claimant: string, expected: Ownership, principal?: string): Promise<ClaimOutcome>;
   /** Gives the session up (owner `''`, same epoch) if `fence` still holds; false otherwise. */

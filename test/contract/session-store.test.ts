@@ -165,8 +165,11 @@ function contract(make: MakeStores): void {
     const now = await a.touch(r.id);
     assert.equal(now?.epoch, 3);
     assert.ok(now?.owner === 'i3' || now?.owner === 'i4');
-    // Another principal's session cannot be claimed (nor seen).
+    // Another principal's session cannot be claimed (nor seen), nor can a legacy one.
     assert.deepEqual(await a.claim(r.id, 'i5', now!, 'mallory'), { status: 'gone' });
+    const legacy = record({ transport: 'sse' });
+    await a.create(legacy);
+    assert.deepEqual(await b.claim(legacy.id, 'i5', { owner: 'instance-1', epoch: 1 }), { status: 'gone' });
   });
 
   it('release gives ownership up only for its holder; the released session is claimable', async () => {

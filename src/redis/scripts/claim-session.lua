@@ -11,7 +11,9 @@
 -- ARGV[6]  expected epoch
 -- ARGV[7]  principal the session must belong to, or '' for any
 --
--- Returns {-1} when the session is gone or another principal's; {0, owner, epoch} when the ownership
+-- Only Streamable HTTP sessions can be claimed (a legacy session lives and dies with its stream).
+--
+-- Returns {-1} when the session is gone, another principal's or a legacy one; {0, owner, epoch} when the ownership
 -- moved on (nothing changed); {1, epoch, {field, value, …}, ttl} when claimed (ttl: the new TTL in ms).
 
 -- @include session-lifetime
@@ -22,8 +24,8 @@ if ARGV[7] ~= '' then
     return {-1}
   end
 end
-local own = redis.call('HMGET', KEYS[1], 'owner', 'epoch')
-if not own[2] then
+local own = redis.call('HMGET', KEYS[1], 'owner', 'epoch', 'transport')
+if not own[2] or own[3] ~= 'streamable-http' then
   return {-1}
 end
 if own[1] ~= ARGV[5] or own[2] ~= ARGV[6] then
