@@ -92,8 +92,9 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
  * to the next target in turn: pure round robin per request, even when the client keeps its connection alive
  * (upstream connections are never reused). Request bodies are buffered, so a request whose target refuses or
  * resets the connection before answering is retried on the following target (up to one try per target, then
- * 502). Response bodies stream through unbuffered (SSE flows event by event). An upstream that dies
- * mid-response makes the proxy drop the client connection; a client that goes away aborts the upstream request.
+ * 502); an answer names its target in `x-proxy-target`, and the targets that failed first in `x-proxy-failed`.
+ * Response bodies stream through unbuffered (SSE flows event by event). An upstream that dies mid-response
+ * makes the proxy drop the client connection; a client that goes away aborts the upstream request.
  */
 export async function startProxy(targets: string[]): Promise<Proxy> {
   let list = [...targets];
@@ -139,6 +140,7 @@ export async function startProxy(targets: string[]): Promise<Proxy> {
     const tried = [...list];
     const start = tried.length > 0 ? next++ % tried.length : 0;
     const errors: string[] = [];
+    const failed: string[] = [];
     for (let i = 0; i < tried.length; i++) {
       if (ac.signal.aborted) return;
       const target = tried[(start + i) % tried.length]!;
@@ -148,6 +150,7 @@ export async function startProxy(targets: string[]): Promise<Proxy> {
       } catch (err) {
         if (ac.signal.aborted) return;
         bump(failures, target);
+        failed.push(target);
         errors.push(`${target}: ${(err as Error).message}`);
         continue;
       }
@@ -156,6 +159,8 @@ export async function startProxy(targets: string[]): Promise<Proxy> {
       record({ method, url, target, status });
       const out = endToEnd(upRes.headers);
       out['x-proxy-target'] = target;
+      // The targets tried first that failed before answering (the request may have reached them).
+      if (failed.length > 0) out['x-proxy-failed'] = failed.join(' ');
       res.writeHead(status, upRes.statusMessage, out);
       res.flushHeaders();
       upRes.once('close', () => {
