@@ -253,11 +253,12 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   let closed = false;
   bus
     .start(me, (m) => dispatcher.dispatch(m))
+    // The heartbeat starts once Redis answers (an instance is listed as alive when it can be reached).
+    .then(() => owner.start())
     .catch((err: unknown) => {
       // Rejects only when closed before subscribing, or when the client's retryStrategy gave up.
       if (!closed) logger.error({ err }, 'message bus failed to start');
     });
-  void owner.start();
 
   const ctx: HttpContext = {
     options: opts,
@@ -266,6 +267,7 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
     logger,
     storeGate: redis ? () => waitReady(redis, opts.redisCommandTimeoutMs) : () => Promise.resolve(),
     closed: () => closed,
+    draining: () => closing !== undefined,
   };
   const handler = createHandler(
     ctx,

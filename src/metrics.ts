@@ -265,6 +265,7 @@ class PromFleetMetrics extends FleetMetrics {
         return bus.broadcast(m);
       },
       isUp: () => bus.isUp(),
+      whenUp: (ms) => bus.whenUp(ms),
       close: () => bus.close(),
     };
   }

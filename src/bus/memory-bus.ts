@@ -66,6 +66,11 @@ export class MemoryBus implements MessageBus {
     return this.leave !== undefined && !this.closed;
   }
 
+  /** {@inheritDoc MessageBus.whenUp} An in-process hub is joined as soon as `start` is called. */
+  async whenUp(_timeoutMs: number): Promise<boolean> {
+    return this.isUp();
+  }
+
   /** {@inheritDoc MessageBus.start} */
   async start(instanceId: string, onMessage: (message: unknown) => void): Promise<void> {
     if (this.closed) throw new Error('MemoryBus is closed');

@@ -19,5 +19,7 @@ export interface MessageBus<M extends BusPayload = BusPayload> {
   broadcast(message: M): Promise<void>;
   /** True while this instance's channels are subscribed. */
   isUp(): boolean;
+  /** Resolves true once the channels are subscribed (at once if they are), false after `timeoutMs`. */
+  whenUp(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
 }

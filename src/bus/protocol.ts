@@ -59,10 +59,12 @@ const handle = z.object({
 const handled = z.object({
   t: z.literal('handled'),
   callId: z.string().min(1).max(100),
-  outcome: z.enum(['accepted', 'not-owner', 'draining', 'error']),
+  outcome: z.enum(['accepted', 'not-owner', 'draining', 'error', 'rejoin']),
   /** With `error`: the FleetError code and message the sender answers its client with. */
   code: z.string().optional(),
   message: z.string().optional(),
+  /** With `rejoin`: the messages were a resend of requests running on this stream; resume it. */
+  streamId: z.string().min(1).max(200).optional(),
 });
 
 const deliver = z.object({

@@ -41,6 +41,7 @@ export class RedisBus implements MessageBus {
   /** The subscriber's current connection has confirmed the subscription of both channels. */
   private subscribed = false;
   private everSubscribed = false;
+  private upWaiters: Array<() => void> = [];
   /** Rejects a {@link start} still waiting for its subscription (set while it waits). */
   private abortStart: ((err: Error) => void) | undefined;
 
@@ -131,7 +132,26 @@ export class RedisBus implements MessageBus {
       this.subscribed = true;
       if (this.everSubscribed) this.opts.onResubscribed?.();
       this.everSubscribed = true;
+      for (const w of this.upWaiters.splice(0)) w();
     }
+  }
+
+  /** {@inheritDoc MessageBus.whenUp} */
+  whenUp(timeoutMs: number): Promise<boolean> {
+    if (this.isUp()) return Promise.resolve(true);
+    if (this.closing) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve(this.isUp());
+      };
+      const timer = setTimeout(() => {
+        this.upWaiters = this.upWaiters.filter((w) => w !== done);
+        resolve(false);
+      }, timeoutMs);
+      timer.unref();
+      this.upWaiters.push(done);
+    });
   }
 
   /** {@inheritDoc MessageBus.send} */

@@ -13,4 +13,6 @@ export interface HttpContext {
   storeGate(): Promise<void>;
   /** True once the fleet is closed: new requests get 503. */
   closed(): boolean;
+  /** True from `close()` on: answers ask clients to open new connections (elsewhere). */
+  draining(): boolean;
 }

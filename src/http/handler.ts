@@ -47,6 +47,8 @@ export function createHandler(
       return;
     }
     ctx.metrics.request(req, res, path);
+    // Shutting down: a kept-alive connection must not bring the next request back here.
+    if (ctx.draining()) res.setHeader('connection', 'close');
     const route = methods[req.method ?? ''];
     if (!route) {
       req.resume();

@@ -80,6 +80,13 @@ export class SseSink implements ClientConnection {
     this.send(`event: message\n${id}data: ${JSON.stringify(message)}\n\n`);
   }
 
+  /** {@inheritDoc ClientConnection.mark} */
+  mark(eventId: string): void {
+    if (this.closed) return;
+    if (!this.res.headersSent) this.open();
+    this.send(`id: ${eventId}\ndata: \n\n`);
+  }
+
   /** Sends raw SSE text (the legacy `endpoint` event). */
   raw(text: string): void {
     if (!this.closed) this.send(text);

@@ -44,6 +44,8 @@ export class Ownership {
   private lastBeatOk: number;
   private validating: Promise<void> | undefined;
   private beats = 0;
+  /** Instances found gone recently, until when the verdict holds. */
+  private readonly gone = new Map<string, number>();
   private closed = false;
   private removed = false;
 
@@ -62,7 +64,10 @@ export class Ownership {
     return this.owned.size;
   }
 
-  /** Starts the heartbeat; resolves after the first one (rejects when the store is unreachable). */
+  /**
+   * Starts the heartbeat; resolves after the first one, whether it reached the store or not (a
+   * failed beat is reported and the next one follows after `heartbeatMs`).
+   */
   async start(): Promise<void> {
     await this.beat();
   }
@@ -160,11 +165,23 @@ export class Ownership {
    * one interval: a count that moves shows a live process; an expired or unmoved one, a dead one.
    */
   async confirmGone(instanceId: string): Promise<boolean> {
+    const until = this.gone.get(instanceId);
+    if (until !== undefined && until > this.deps.clock.now()) return true; // found gone a moment ago
     const [before] = await this.deps.instances.read([instanceId]);
-    if (!before) return true;
-    await new Promise<void>((resolve) => this.deps.clock.setTimeout(resolve, this.deps.heartbeatMs * 1.5));
-    const [after] = await this.deps.instances.read([instanceId]);
-    return !after || after.beats === before.beats;
+    let gone = !before;
+    if (before) {
+      await new Promise<void>((resolve) => this.deps.clock.setTimeout(resolve, this.deps.heartbeatMs * 1.5));
+      const [after] = await this.deps.instances.read([instanceId]);
+      gone = !after || after.beats === before.beats;
+    }
+    if (gone) {
+      // Every request of every session it owned asks next: one verdict serves them all for a while.
+      this.gone.set(instanceId, this.deps.clock.now() + this.deps.instanceTtlMs);
+      if (this.gone.size > 1000) this.gone.delete(this.gone.keys().next().value!);
+    } else {
+      this.gone.delete(instanceId);
+    }
+    return gone;
   }
 
   /** Live instances other than this one that take sessions (not draining). */

@@ -53,6 +53,8 @@ export async function dispatchToCopy(
   extra: MessageExtraInfo,
 ): Promise<void> {
   const transport = copy.transport as FleetTransport;
+  const rejoin = rejoinOf(transport, messages);
+  if (rejoin !== undefined) throw new Rejoin(rejoin);
   const ids = new Set<RequestId>();
   for (const m of messages) {
     if (!isRequest(m)) continue;
@@ -86,7 +88,7 @@ export async function dispatchToCopy(
   });
   copy.streams.set(reply.streamId, stream);
   stream.attach(reply.open());
-  for (const m of messages) if (isRequest(m)) transport.bind(m.id, stream);
+  for (const m of messages) if (isRequest(m)) transport.bind(m.id, stream, m);
   const polling: MessageExtraInfo = reply.polling
     ? {
         ...extra,
@@ -96,6 +98,30 @@ export async function dispatchToCopy(
     : extra;
   for (const m of messages) deliver(transport, m, isRequest(m) ? polling : extra);
   await recorded;
+}
+
+/**
+ * The messages are a POST sent again (a load balancer retried it after the first instance died, or
+ * the client did): the same requests, still running here on one stream. The sender then resumes
+ * that stream from its start instead of running them twice.
+ */
+export class Rejoin extends Error {
+  constructor(readonly streamId: string) {
+    super(`rejoin stream ${streamId}`);
+  }
+}
+
+/** The stream a resent POST's requests all run on, if the messages are exactly such a resend. */
+function rejoinOf(transport: FleetTransport, messages: JSONRPCMessage[]): string | undefined {
+  let streamId: string | undefined;
+  for (const m of messages) {
+    if (!isRequest(m)) return undefined;
+    const running = transport.running(m.id);
+    if (!running?.request || JSON.stringify(running.request) !== JSON.stringify(m)) return undefined;
+    if (streamId !== undefined && running.stream.streamId !== streamId) return undefined;
+    streamId = running.stream.streamId;
+  }
+  return streamId;
 }
 
 /** Delivers one client message to the copy's SDK Protocol. */

@@ -16,6 +16,8 @@ export type ForwardOutcome =
   | { kind: 'draining' }
   /** The target refused the messages (bad input, a limit): answer the client with this error. */
   | { kind: 'error'; code: string; message: string }
+  /** The messages resend requests the target runs on `streamId`: resume that stream instead. */
+  | { kind: 'rejoin'; streamId: string }
   /** Nobody is subscribed to the target's channel: its process is gone. */
   | { kind: 'dead' }
   /** The target did not acknowledge, and its heartbeat expired: it froze (or died partitioned). */
@@ -82,7 +84,9 @@ export class Forwarder {
   /** Sends `request` to `target` and resolves once it acknowledged, refused, or was found gone. */
   async forward(target: string, request: ForwardRequest): Promise<ForwardOutcome> {
     // The acknowledgement comes back on our own channel: without it subscribed, nothing can be known.
-    if (!this.deps.bus.isUp()) throw storeUnavailable(new Error('message bus not subscribed'));
+    if (!(await this.deps.bus.whenUp(this.deps.ackTimeoutMs))) {
+      throw storeUnavailable(new Error('message bus not subscribed'));
+    }
     const callId = `${this.prefix}-${++this.seq}`;
     const message: BusMessageOf<'handle'> = { t: 'handle', callId, from: this.deps.instanceId, ...request };
     const deadline = this.deps.clock.now() + this.deps.maxWaitMs;
@@ -135,6 +139,15 @@ export class Forwarder {
           code: msg.code ?? 'INTERNAL',
           message: msg.message ?? 'Internal error',
         });
+        return;
+      case 'rejoin':
+        if (msg.streamId) call.settle({ kind: 'rejoin', streamId: msg.streamId });
+        else call.settle({ kind: 'error', code: 'INTERNAL', message: 'Internal error' });
+        return;
+      default: {
+        const unknown: never = msg.outcome;
+        throw new Error(`unknown outcome ${String(unknown)}`);
+      }
     }
   }
 

@@ -39,7 +39,7 @@ import { LOST_REQUEST_ERROR } from '../streams/stream-router.js';
 import type { Principal } from '../types.js';
 import { LegacyTransport } from '../transport/legacy-transport.js';
 import type { Copies } from './copies.js';
-import { dispatchToCopy, type DispatchContext, type Reply } from './dispatch.js';
+import { dispatchToCopy, Rejoin, type DispatchContext, type Reply } from './dispatch.js';
 import { forwardableAuthInfo, forwardableHeaders, forwardedExtra } from './forwarded-extra.js';
 import type { Forwarder, ForwardOutcome, ForwardRequest } from './forwarder.js';
 import type { LiveSession } from './live-session.js';
@@ -197,6 +197,7 @@ export class SessionService {
     for (let attempt = 0; attempt < MAX_ROUTE_ATTEMPTS; attempt++) {
       if (route.kind === 'local') {
         const copy = route.copy;
+        let rejoin: string | undefined;
         try {
           if (copy.handoff) {
             await this.awaitHandoff(copy);
@@ -211,9 +212,13 @@ export class SessionService {
             this.deps.metrics.routed('local');
             return;
           }
+        } catch (err) {
+          if (!(err instanceof Rejoin)) throw err;
+          rejoin = err.streamId;
         } finally {
           copy.unlease();
         }
+        if (rejoin !== undefined) return this.rejoin(input, rejoin, responder);
         route = await this.resolve(sessionId, principal.id, 'streamable-http');
         continue;
       }
@@ -237,6 +242,8 @@ export class SessionService {
         case 'accepted':
           this.deps.metrics.routed('forwarded');
           return;
+        case 'rejoin':
+          return this.rejoin(input, outcome.streamId, responder);
         case 'error':
           throw new FleetError(knownCode(outcome.code), outcome.message);
         case 'dead':
@@ -257,6 +264,23 @@ export class SessionService {
       route = await this.resolve(sessionId, principal.id, 'streamable-http');
     }
     throw new FleetError('STORE_UNAVAILABLE', 'Service Unavailable: the session is moving between instances');
+  }
+
+  /**
+   * A resent POST (a load balancer retried it after the instance that first got it died): its
+   * requests still run on the owner, on `streamId`. This connection resumes that stream from its
+   * start — the client gets every answer once, and nothing runs twice. Without an event log there is
+   * nothing to resume from: the resend is refused as a duplicate.
+   */
+  private async rejoin(input: PostInput, streamId: string, responder: PostResponder): Promise<void> {
+    if (!this.deps.log) {
+      throw new FleetError('INVALID_REQUEST', 'Invalid Request: these requests are already running');
+    }
+    this.deps.logger.debug(
+      { sessionId: input.sessionId, streamId },
+      'resent POST resumes its running stream',
+    );
+    await this.resume(input.sessionId, input.principal, { streamId, seq: 0 }, responder.connection());
   }
 
   /** Forwards a POST's messages to `target`; holds the connection of their answers here. */
@@ -368,13 +392,14 @@ export class SessionService {
   }
 
   /**
-   * A resumed stream whose producer is gone or no longer runs it: after what the log has, each
-   * request the stream answers (its id says which) that got no response gets an error, logged with
-   * an end marker — so this and every later resumption ends instead of waiting forever.
+   * A forwarded or resumed stream whose producer is gone or no longer runs it: after what the log
+   * has, each request the stream answers (its id says which, and a forwarded stream knows its own)
+   * that got no response gets an error, logged with an end marker — so this and every later
+   * resumption ends, and a producer that was only frozen cannot answer the client twice.
    */
   async abandon(held: HeldStream): Promise<void> {
     const log = this.deps.log;
-    if (!log) return held.endAfterReplay();
+    if (!log) return held.abort(LOST_REQUEST_ERROR);
     const { sessionId, streamId } = held;
     try {
       const events = await log.readAfter(sessionId, streamId, 0);
@@ -384,7 +409,8 @@ export class SessionService {
           const id = responseIdOf(e.data);
           if (id !== undefined) answered.add(id);
         }
-        const missing = (requestIdsOf(streamId) ?? []).filter((id) => !answered.has(id));
+        const ids = new Set([...(requestIdsOf(streamId) ?? []), ...held.unanswered]);
+        const missing = [...ids].filter((id) => !answered.has(id));
         const errors = missing.map((id) => JSON.stringify({ jsonrpc: '2.0', id, error: LOST_REQUEST_ERROR }));
         await log.append(sessionId, streamId, [...errors, END_MARKER]);
         if (missing.length > 0) {
@@ -396,6 +422,7 @@ export class SessionService {
       }
     } catch (err) {
       this.deps.onError(new Error(`could not end abandoned stream ${streamId}`, { cause: err }), sessionId);
+      return held.abort(LOST_REQUEST_ERROR);
     }
     held.endAfterReplay();
   }
@@ -426,8 +453,9 @@ export class SessionService {
    */
   async openLegacy(principal: Principal, connection: ClientConnection): Promise<string> {
     if (this.draining) throw new FleetError('SHUTTING_DOWN', 'Server is shutting down');
-    if (!this.deps.bus.isUp()) {
-      // While the subscription is down, POSTs forwarded here would find no receiver and end the session.
+    // While the subscription is down, POSTs forwarded here would find no receiver and end the
+    // session: wait for it a little (an instance just started), else 503.
+    if (!(await this.deps.bus.whenUp(this.deps.options.redisCommandTimeoutMs))) {
       throw new FleetError('STORE_UNAVAILABLE', 'Session store unavailable');
     }
     if (this.legacyConnections.size >= this.deps.options.maxLegacySessions) {
@@ -617,6 +645,17 @@ export class SessionService {
       }
       await dispatchToCopy(this.dispatchContext, copy, msg.messages, this.remoteReply(msg, answer), extra);
     } catch (err) {
+      if (err instanceof Rejoin) {
+        const handled: BusMessageOf<'handled'> = {
+          t: 'handled',
+          callId: msg.callId,
+          outcome: 'rejoin',
+          streamId: err.streamId,
+        };
+        this.remember(msg.callId, handled);
+        this.ack(msg, handled);
+        return;
+      }
       const fe =
         err instanceof FleetError ? err : new FleetError('INTERNAL', 'Internal error', { cause: err });
       if (!(err instanceof FleetError) || fe.status >= 500) this.deps.onError(asError(err), msg.sid);

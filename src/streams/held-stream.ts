@@ -41,6 +41,11 @@ export class HeldStream implements StreamSink {
     for (const id of ids) this.pending.add(id);
   }
 
+  /** Requests still due on this stream, as far as this instance knows. */
+  get unanswered(): RequestId[] {
+    return [...this.pending];
+  }
+
   /** Sends the response head (with the priming event), unless an event already did. */
   open(): void {
     if (!this.connection.opened) this.connection.open(this.primingEventId);
@@ -197,6 +202,10 @@ export class HeldStream implements StreamSink {
 
   private finishConnection(): void {
     if (this.ended) return;
+    // The last id, also when the replay carried no new event: a client that reconnects (the SDK does
+    // after an error answer) resumes from here instead of opening a second GET stream.
+    if (this.log && !this.connection.closed)
+      this.connection.mark?.(encodeEventId(this.streamId, this.lastSeq));
     this.connection.end();
     this.finish();
   }

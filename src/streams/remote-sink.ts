@@ -43,6 +43,8 @@ export class RemoteSink implements StreamSink {
 
   private readonly bus: FleetBus;
   readonly holder: string;
+  /** Delivers to another instance (see {@link StreamSink.remote}). */
+  readonly remote = true;
 
   private ack: string | undefined;
 

@@ -23,8 +23,8 @@ export interface StreamRouterDeps {
   /** A standalone stream held here closed (the session's owner stops delivering to it). */
   onStandaloneClosed(sessionId: string): void;
   /**
-   * The producer of a resumed stream held here is gone or no longer runs it: nothing more will be
-   * written for it (the caller answers its unanswered requests and ends it).
+   * The producer of a forwarded or resumed stream held here is gone or no longer runs it: nothing
+   * more will be written for it (the caller answers its unanswered requests and ends it).
    */
   onProducerGone(held: HeldStream): void;
   /** A delivery acknowledged a forwarded call (see `deliver.ack`). */
@@ -34,10 +34,14 @@ export interface StreamRouterDeps {
   onError(err: Error, sessionId?: string): void;
 }
 
-/** The error answering a request whose producer was lost with its instance. */
+/**
+ * The error answering a request whose producer was lost: its instance died or stopped answering.
+ * Whether the request completed there is unknown (a frozen instance may finish it when it wakes up,
+ * but its answer no longer reaches the client).
+ */
 export const LOST_REQUEST_ERROR = {
   code: -32603,
-  message: 'Request lost: the instance running it stopped; the session continues on another instance',
+  message: 'Request lost: the instance running it stopped answering; whether it completed is unknown',
 };
 
 /**
@@ -262,7 +266,7 @@ export class StreamRouter {
 
   private watch(held: HeldStream, producer: string): void {
     const stop = this.deps.watchProducer(producer, held.sessionId, held.streamId, () => {
-      held.abort(LOST_REQUEST_ERROR);
+      this.deps.onProducerGone(held);
     });
     this.unwatch.set(held, stop);
   }

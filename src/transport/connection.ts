@@ -13,4 +13,9 @@ export interface ClientConnection extends StreamSink {
   disconnect(retryMs?: number): void;
   /** Runs `fn` once when the connection closes (at once if it has). */
   onceClosed(fn: () => void): void;
+  /**
+   * Sends an event that carries only an id (no data): where a client that reconnects should resume
+   * from. Optional: a JSON answer has no events.
+   */
+  mark?(eventId: string): void;
 }

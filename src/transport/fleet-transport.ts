@@ -36,6 +36,7 @@ export class FleetTransport implements Transport {
   onmessage?: <T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void;
 
   private readonly byRequest = new Map<RequestId, OutboundStream>();
+  private readonly requests = new Map<RequestId, JSONRPCRequest>();
   private readonly waiters = new Map<RequestId, (response: AnyResponse) => void>();
   private readonly answerHooks = new Map<RequestId, (response: AnyResponse) => Promise<AnyResponse>>();
   private closed = false;
@@ -64,9 +65,16 @@ export class FleetTransport implements Transport {
   }
 
   /** Routes the response of client request `id` (and messages related to it) to `stream`. */
-  bind(id: RequestId, stream: OutboundStream): void {
+  bind(id: RequestId, stream: OutboundStream, request?: JSONRPCRequest): void {
     this.byRequest.set(id, stream);
     stream.pending.add(id);
+    if (request) this.requests.set(id, request);
+  }
+
+  /** The stream answering client request `id` while it runs here, and the request as it arrived. */
+  running(id: RequestId): { stream: OutboundStream; request: JSONRPCRequest | undefined } | undefined {
+    const stream = this.byRequest.get(id);
+    return stream && { stream, request: this.requests.get(id) };
   }
 
   /**
@@ -159,6 +167,7 @@ export class FleetTransport implements Transport {
     }
     // Still in flight until the answer is handed to its stream (a handoff waits for this).
     this.byRequest.delete(id);
+    this.requests.delete(id);
     stream.pending.delete(id);
     const pushed = stream.push(message, stream.pending.size === 0);
     this.hooks.onSettled?.();
@@ -173,6 +182,7 @@ export class FleetTransport implements Transport {
     const stream = this.byRequest.get(id);
     if (!stream) return;
     this.byRequest.delete(id);
+    this.requests.delete(id);
     this.answerHooks.delete(id);
     stream.pending.delete(id);
     if (stream.pending.size === 0) void stream.end();
@@ -181,7 +191,10 @@ export class FleetTransport implements Transport {
 
   /** Releases request bindings of a stream whose requests will never be answered here. */
   unbindAll(stream: OutboundStream): void {
-    for (const id of stream.pending) this.byRequest.delete(id);
+    for (const id of stream.pending) {
+      this.byRequest.delete(id);
+      this.requests.delete(id);
+    }
     stream.pending.clear();
     this.hooks.onSettled?.();
   }
@@ -196,6 +209,7 @@ export class FleetTransport implements Transport {
       resolve({ jsonrpc: '2.0', id, error: { code: -32000, message: 'Session closed' } });
     }
     this.byRequest.clear();
+    this.requests.clear();
     this.answerHooks.clear();
     this.onclose?.();
   }

@@ -4,6 +4,9 @@ import type { EventLog } from '../events/event-log.js';
 import type { Fence } from '../store/session-store.js';
 import { encodeEventId } from './event-id.js';
 
+/** What an append fenced off returns: the messages go to a local connection only. */
+const FENCED = 'fenced' as const;
+
 /** Stored after a stream's last message: a replaying instance closes the connection when it reads it. */
 export const END_MARKER = '{"__fleet":"end"}';
 
@@ -18,6 +21,11 @@ export interface StreamSink {
   end(endSeq?: number): void;
   /** True once the connection is gone. */
   readonly closed: boolean;
+  /**
+   * True for a sink that delivers to another instance. A copy fenced off (another owner took the
+   * session) writes nothing there: the holder answers the requests itself once it learns they are lost.
+   */
+  readonly remote?: boolean;
 }
 
 /** What an {@link OutboundStream} reports to the copy producing it. */
@@ -125,7 +133,8 @@ export class OutboundStream {
     const sink = this.sink;
     this.ended = true;
     this.ending = true;
-    if (sink && !sink.closed) {
+    // Fenced off: a remote holder hears nothing from here; it learns the stream is gone and answers.
+    if (sink && !sink.closed && !sink.remote) {
       for (const m of errors) sink.write(m, undefined, 0);
       sink.end();
     }
@@ -151,17 +160,19 @@ export class OutboundStream {
         const finishing = this.ending;
         const seqs = await this.append(batch, finishing);
         if (this.ended) return; // failed meanwhile (fenced off): the sink has been ended
+        const fenced = seqs === FENCED;
         for (let i = 0; i < batch.length; i++) {
-          const seq = seqs[i] ?? 0;
+          const seq = fenced ? 0 : (seqs[i] ?? 0);
           if (seq) this.lastSeq = seq;
           const id = this.log && seq ? encodeEventId(this.streamId, seq) : undefined;
           const sink = this.sink;
-          if (sink && !sink.closed) sink.write(batch[i]!, id, seq);
+          if (sink && !sink.closed && !(fenced && sink.remote)) sink.write(batch[i]!, id, seq);
         }
         if (finishing && this.queue.length === 0) {
           this.ended = true;
           const sink = this.sink;
-          if (sink && !sink.closed) sink.end(seqs[batch.length]);
+          if (sink && !sink.closed && !(fenced && sink.remote))
+            sink.end(fenced ? undefined : seqs[batch.length]);
           this.hooks.onEnded?.(this);
         }
       }
@@ -170,8 +181,11 @@ export class OutboundStream {
     }
   }
 
-  /** Logs a batch (with the end marker when finishing); [] when not resumable or the append failed. */
-  private async append(batch: JSONRPCMessage[], finishing: boolean): Promise<number[]> {
+  /**
+   * Logs a batch (with the end marker when finishing); [] when not resumable or the append failed,
+   * {@link FENCED} when the session is not this copy's to write for any more.
+   */
+  private async append(batch: JSONRPCMessage[], finishing: boolean): Promise<number[] | typeof FENCED> {
     if (!this.log) return [];
     const data = batch.map((m) => JSON.stringify(m));
     if (finishing) data.push(END_MARKER);
@@ -181,7 +195,7 @@ export class OutboundStream {
       if (err instanceof FleetError && (err.code === 'NOT_OWNER' || err.code === 'SESSION_NOT_FOUND')) {
         // Not ours to log any more: the connection still gets these, then the copy steps down.
         queueMicrotask(() => this.hooks.onFenced?.(err.code === 'NOT_OWNER' ? 'replaced' : 'expired'));
-        return [];
+        return FENCED;
       }
       // The connection still gets the messages; only replay after a disconnect is lost.
       this.hooks.onError(new Error(`event log append failed on stream ${this.streamId}`, { cause: err }));

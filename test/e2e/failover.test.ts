@@ -407,6 +407,17 @@ function scenario(fault: Fault): void {
         [],
         'no call may hang',
       );
+      // One request, one answer: a request answered as lost is never answered again by an owner that
+      // woke up, and a lost request's error is not repeated on resumption.
+      assert.deepEqual(
+        sessions.flatMap((s) =>
+          s.clientErrors
+            .filter((m) => /unknown message ID/.test(m))
+            .map((m) => `c${s.index}: ${m.slice(0, 160)}`),
+        ),
+        [],
+        'no request gets two answers',
+      );
       const failed = calls.filter((c) => c.outcome === 'error');
       if (fault === 'SIGTERM') {
         assert.deepEqual(f.exit, { code: 0, signal: null }, 'the victim drained and exited by itself');

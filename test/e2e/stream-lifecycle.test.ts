@@ -109,6 +109,10 @@ describe('standalone stream lifecycle (embedded)', () => {
       const ev = await reader.next();
       assert.equal(ev?.id, ids[1]);
       assert.match(ev?.data ?? '', /"id":5/);
+      // Then the id the stream ended at (no data), for a client that reconnects anyway, and the end.
+      const end = await reader.next();
+      assert.equal(end?.id, `${ids[1]!.split('.')[0]}.2`);
+      assert.equal(end?.data, '');
       assert.equal(await reader.next(), undefined);
     } finally {
       await fleet.close();
