@@ -17,6 +17,7 @@ import { Ownership } from './ownership/ownership.js';
 import { RedisKeys } from './redis/keys.js';
 import { Copies } from './session/copies.js';
 import { Forwarder } from './session/forwarder.js';
+import { Rebalancer } from './session/rebalancer.js';
 import { SessionService } from './session/session-service.js';
 import { SessionState } from './session/session-state.js';
 import { assertSessionId } from './session-id.js';
@@ -125,7 +126,13 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
 
   const outgoing = new OutgoingRequests<FleetTransport>(me);
   // Parts built later that the callbacks of earlier ones reach when they run.
-  const late: { owner?: Ownership; copies?: Copies; service?: SessionService; router?: StreamRouter } = {};
+  const late: {
+    owner?: Ownership;
+    copies?: Copies;
+    service?: SessionService;
+    router?: StreamRouter;
+    rebalancer?: Rebalancer;
+  } = {};
   let lastStreamBeat = 0;
   const owner = new Ownership({
     instanceId: me,
@@ -141,6 +148,7 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
     },
     onTick: () => {
       void forwarder.tick().catch((err: unknown) => report(err));
+      void late.rebalancer?.tick();
       // The stream records and legacy sessions beat at their own, slower pace.
       const now = Date.now();
       if (now - lastStreamBeat < opts.streamHeartbeatMs) return;
@@ -212,7 +220,21 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
     onFenced: (copy) => copies.stepDown(copy, 'replaced'),
     onError: report,
   });
+  const rebalancer = opts.rebalance
+    ? new Rebalancer({
+        instanceId: me,
+        policy: opts.rebalance,
+        clock: systemClock,
+        instances: () => instances.list(),
+        copies: () => copies.all(),
+        handoff: (copy) => void copies.handoff(copy, 'rebalance'),
+        draining: () => late.service?.isDraining ?? false,
+        onError: (err) => report(err),
+      })
+    : undefined;
+  late.rebalancer = rebalancer;
   const service = new SessionService({
+    placeFor: rebalancer ? (exclude) => rebalancer.placeFor(exclude) : undefined,
     options: opts,
     store,
     registry,

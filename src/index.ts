@@ -12,6 +12,7 @@ export type {
   ServerFactory,
   SessionCloseReason,
   SessionContext,
+  SessionOrigin,
   SessionData,
   SessionDataSnapshot,
 } from './types.js';

@@ -33,7 +33,7 @@ const BUS_TYPES = new Set<string>(BUS_KINDS);
 
 /** Why a session's ownership changed on this instance (`mcp_fleet_ownership_changes_total`). */
 export type OwnershipChange =
-  'created' | 'claimed' | 'failover' | 'handoff' | 'evicted' | 'replaced' | 'lost';
+  'created' | 'claimed' | 'failover' | 'drain' | 'rebalance' | 'evicted' | 'replaced' | 'lost';
 
 const PREFIX = 'mcp_fleet_';
 
@@ -182,7 +182,7 @@ class PromFleetMetrics extends FleetMetrics {
     });
     this.ownershipChanges = new Counter({
       name: `${PREFIX}ownership_changes_total`,
-      help: 'Sessions this instance started or stopped owning, by reason (created, claimed, failover, handoff, evicted, replaced, lost)',
+      help: 'Sessions this instance started owning (created, claimed, failover) or stopped owning (drain, rebalance, evicted, replaced, lost)',
       labelNames: ['reason'] as const,
       registers,
     });

@@ -4,6 +4,18 @@ import { silentLogger, type Logger } from './logger.js';
 import type { MetricsRegistry } from './metrics.js';
 import type { FleetOptions, JsonValue } from './types.js';
 
+/** The rebalancing policy (the `rebalance` option, resolved). */
+export interface RebalancePolicy {
+  /** Share of the mean an instance may own beyond it before it hands sessions off (0.2: 20 %). */
+  slack: number;
+  /** A session is moved only after this long without a client message or a message to its client. */
+  idleMs: number;
+  /** Most sessions one instance hands off per second. */
+  maxPerSecond: number;
+  /** How often the shares are compared. */
+  intervalMs: number;
+}
+
 /** {@link FleetOptions} with every default applied. */
 export interface ResolvedOptions {
   instanceId: string;
@@ -29,12 +41,30 @@ export interface ResolvedOptions {
   instanceTtlMs: number;
   ownerAckTimeoutMs: number;
   shutdownGraceMs: number;
+  rebalance: RebalancePolicy | undefined;
   maxStreamBufferBytes: number;
   maxLegacySessions: number;
   allowedHosts: string[];
   allowedOrigins: string[];
   logger: Logger;
   metrics: MetricsRegistry | undefined;
+}
+
+function resolveRebalance(r: FleetOptions['rebalance']): RebalancePolicy | undefined {
+  if (r === undefined || r === false) return undefined;
+  const o = r === true ? {} : r;
+  const p: RebalancePolicy = {
+    slack: o.slack ?? 0.2,
+    idleMs: o.idleMs ?? 5000,
+    maxPerSecond: o.maxPerSecond ?? 10,
+    intervalMs: o.intervalMs ?? 2000,
+  };
+  for (const [k, v] of Object.entries(p)) {
+    if (!Number.isFinite(v) || v < 0 || (k !== 'slack' && k !== 'idleMs' && v === 0)) {
+      throw new RangeError(`createFleet: \`rebalance.${k}\` must be a positive number`);
+    }
+  }
+  return p;
 }
 
 /** Applies defaults and rejects nonsense early (a misconfiguration fails at start, not at the first request). */
@@ -64,6 +94,7 @@ export function resolveOptions<T extends JsonValue>(o: FleetOptions<T>): Resolve
     instanceTtlMs: o.instanceTtlMs ?? 2000,
     ownerAckTimeoutMs: o.ownerAckTimeoutMs ?? 1000,
     shutdownGraceMs: o.shutdownGraceMs ?? 5000,
+    rebalance: resolveRebalance(o.rebalance),
     maxStreamBufferBytes: o.maxStreamBufferBytes ?? 8 * 1024 * 1024,
     maxLegacySessions: o.maxLegacySessions ?? 1000,
     allowedHosts: o.allowedHosts ?? [],

@@ -59,6 +59,16 @@ export interface SessionData<T extends JsonValue = JsonValue> {
  */
 export type SessionCloseReason = 'deleted' | 'expired' | 'evicted' | 'handoff' | 'replaced' | 'shutdown';
 
+/**
+ * How this copy of a session came to be (see {@link SessionContext.origin}):
+ * - `initialize`: the session is new (a client's `initialize`, or a legacy `GET /sse`);
+ * - `handoff`: its previous owner handed it off (shut down, or rebalanced its sessions);
+ * - `eviction`: its previous copy was evicted from an instance's memory (possibly this one);
+ * - `failover`: its previous owner died or froze, and this instance took the session over.
+ * In every case but `initialize` the factory's server starts from the session's record and data only.
+ */
+export type SessionOrigin = 'initialize' | 'handoff' | 'eviction' | 'failover';
+
 /** What the server factory gets for each session it builds. */
 export interface SessionContext<T extends JsonValue = JsonValue> {
   /** The session id (`Mcp-Session-Id` or the legacy `sessionId`). */
@@ -69,6 +79,8 @@ export interface SessionContext<T extends JsonValue = JsonValue> {
   readonly instanceId: string;
   /** Which transport the session uses. */
   readonly transport: 'streamable-http' | 'sse';
+  /** How this copy came to be: a new session, or which way the session reached this instance. */
+  readonly origin: SessionOrigin;
   /** The session's application data, shared by all instances. */
   readonly data: SessionData<T>;
   /**
@@ -186,6 +198,28 @@ export interface FleetOptions<T extends JsonValue = JsonValue> {
    * still unanswered then get a JSON-RPC error. @default 5000
    */
   shutdownGraceMs?: number;
+  /**
+   * Spreads sessions over the fleet after a scale-out (off by default: a moved session loses its
+   * process state — its timers and in-memory stores; its data, capabilities, logging level and
+   * subscriptions move with it). With it on, an instance that owns more than its fair share (the
+   * fleet's sessions over its live instances) by more than `slack` hands off sessions that have been
+   * idle (nothing in flight, no message either way) for `idleMs`, at most `maxPerSecond`; they are
+   * claimed by the instance serving their next request, or by the least loaded one when that
+   * instance is itself above its share. `true` takes the defaults.
+   * @default false
+   */
+  rebalance?:
+    | boolean
+    | {
+        /** @default 0.2 */
+        slack?: number;
+        /** @default 5000 */
+        idleMs?: number;
+        /** @default 10 */
+        maxPerSecond?: number;
+        /** How often an instance compares its share with the fleet's. @default 2000 */
+        intervalMs?: number;
+      };
   /** Allowed `Host` header values (DNS-rebinding protection); empty → not checked. @default [] */
   allowedHosts?: string[];
   /** Allowed `Origin` header values; empty → not checked. A present, unlisted Origin → 403. @default [] */

@@ -30,11 +30,12 @@ export async function startChild(
   variant: Variant,
   mode: Mode,
   redis?: { url: string; keyPrefix: string },
+  extraEnv: Record<string, string> = {},
 ): Promise<ServerChild> {
   const execArgv = process.execArgv.includes('--expose-gc')
     ? process.execArgv
     : [...process.execArgv, '--expose-gc'];
-  const env = { ...process.env };
+  const env = { ...process.env, ...extraEnv };
   if (redis) {
     env.BENCH_REDIS_URL = redis.url;
     env.BENCH_KEY_PREFIX = redis.keyPrefix;

@@ -134,6 +134,16 @@ export function echoBody(id: number): string {
   });
 }
 
+/** A `tools/call spin` request body: `ms` of CPU work on the instance running the session's copy. */
+export function spinBody(id: number, ms: number): string {
+  return JSON.stringify({
+    jsonrpc: '2.0',
+    id,
+    method: 'tools/call',
+    params: { name: 'spin', arguments: { ms } },
+  });
+}
+
 /** True when the answer (JSON or SSE) carries the echo result. */
 export function isEchoResult(r: HttpResult): boolean {
   return r.status === 200 && r.body.includes('"result"') && r.body.includes('"text":"bench"');

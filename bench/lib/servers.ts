@@ -5,7 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
-import { createFleet, type Fleet, type SessionContext } from '../../src/index.js';
+import { createFleet, type Fleet, type FleetOptions, type SessionContext } from '../../src/index.js';
 import { buildDemoServer } from '../../test/fixtures/demo-server.js';
 
 /** `json`: `jsonResponse`/`enableJsonResponse` on; `sse`: every answer is an SSE stream (the default). */
@@ -34,6 +34,7 @@ function standaloneContext(sessionId: string): SessionContext {
     principal: 'anonymous',
     instanceId: 'baseline',
     transport: 'streamable-http',
+    origin: 'initialize',
     data: {
       get: unsupported,
       snapshot: unsupported,
@@ -148,6 +149,8 @@ export interface FleetServerOptions {
   instanceId?: string;
   /** Default: `BENCH_RESUMABLE=0` in the environment turns it off, else mcp-fleet's default (on). */
   resumable?: boolean;
+  /** Default: `BENCH_REBALANCE=<idleMs>` in the environment turns rebalancing on, else off. */
+  rebalance?: FleetOptions['rebalance'];
 }
 
 /** An mcp-fleet instance (defaults otherwise: `resumable: true` unless BENCH_RESUMABLE=0) on a free port. */
@@ -159,6 +162,11 @@ export async function startFleet(o: FleetServerOptions): Promise<BenchServer & {
     instanceId: o.instanceId,
     jsonResponse: o.mode === 'json',
     resumable: o.resumable ?? (process.env.BENCH_RESUMABLE === '0' ? false : undefined),
+    rebalance:
+      o.rebalance ??
+      (process.env.BENCH_REBALANCE
+        ? { idleMs: Number(process.env.BENCH_REBALANCE), intervalMs: 500, maxPerSecond: 50 }
+        : false),
   });
   const deadline = Date.now() + 10_000;
   while (!(await fleet.ready())) {
@@ -185,5 +193,10 @@ export async function startVariant(
   if (variant === 'baseline') return startBaseline(mode);
   if (variant === 'fleet') return startFleet({ mode });
   if (!redis) throw new Error('fleet-redis needs a Redis URL');
-  return startFleet({ mode, redisUrl: redis.url, keyPrefix: redis.keyPrefix });
+  return startFleet({
+    mode,
+    redisUrl: redis.url,
+    keyPrefix: redis.keyPrefix,
+    instanceId: process.env.BENCH_INSTANCE_ID,
+  });
 }

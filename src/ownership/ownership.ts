@@ -1,7 +1,13 @@
 import type { Clock, TimerHandle } from '../clock.js';
 import { storeUnavailable } from '../errors.js';
 import type { InstanceRecord, InstanceRegistry } from '../store/instance-registry.js';
-import type { ClaimOutcome, Fence, Ownership as OwnershipOf, SessionStore } from '../store/session-store.js';
+import type {
+  ClaimOutcome,
+  Fence,
+  Ownership as OwnershipOf,
+  ReleaseReason,
+  SessionStore,
+} from '../store/session-store.js';
 
 /** Why this instance lost a session it owned. */
 export type LossReason = 'replaced' | 'expired';
@@ -104,11 +110,11 @@ export class Ownership {
   }
 
   /** Gives a session owned here up (its copy is closing); false when it was not ours any more. */
-  async release(sessionId: string): Promise<boolean> {
+  async release(sessionId: string, reason: ReleaseReason): Promise<boolean> {
     const fence = this.fence(sessionId);
     if (!fence) return false;
     this.owned.delete(sessionId);
-    return this.deps.store.release(sessionId, fence);
+    return this.deps.store.release(sessionId, fence, reason);
   }
 
   /**

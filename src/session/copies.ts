@@ -22,7 +22,14 @@ import { FleetTransport } from '../transport/fleet-transport.js';
 import type { AnyResponse } from '../transport/jsonrpc.js';
 import { OutboundStream } from '../transport/outbound-stream.js';
 import type { OutgoingRequests } from '../transport/outgoing-requests.js';
-import type { JsonValue, ServerFactory, SessionCloseReason, SessionContext, SessionData } from '../types.js';
+import type {
+  JsonValue,
+  ServerFactory,
+  SessionCloseReason,
+  SessionContext,
+  SessionData,
+  SessionOrigin,
+} from '../types.js';
 import { CopyLifecycle } from './copy-lifecycle.js';
 import { LiveSession, type AnyProtocol } from './live-session.js';
 
@@ -120,7 +127,7 @@ export class Copies {
       owner: this.deps.instanceId,
       epoch: 1,
     };
-    const copy = await this.build(record, 1);
+    const copy = await this.build(record, 1, 'initialize');
     const response = await (copy.transport as FleetTransport).call(request, extra);
     if ('error' in response) {
       await this.closeQuietly(copy, 'deleted');
@@ -162,7 +169,7 @@ export class Copies {
   /** Builds a legacy HTTP+SSE copy on `transport` (its record is stored by the caller). */
   async buildLegacy(record: SessionRecord, transport: Transport): Promise<LiveSession> {
     this.assertOpen();
-    const copy = await this.build(record, record.epoch, transport);
+    const copy = await this.build(record, record.epoch, 'initialize', transport);
     this.legacy.set(record.id, copy);
     this.deps.ownership.track(record.id, record.epoch);
     return copy;
@@ -190,15 +197,15 @@ export class Copies {
    * Hands a copy off (this instance is shutting down): once nothing is in flight, the session is
    * released (the next request anywhere makes a new owner) and the copy closed. Resolves then.
    */
-  handoff(copy: LiveSession): Promise<void> {
+  handoff(copy: LiveSession, why: 'drain' | 'rebalance' = 'drain'): Promise<void> {
     copy.handoff ??= (async () => {
       await copy.whenIdle();
       if (!this.remove(copy)) return;
-      const released = await this.deps.ownership.release(copy.id).catch((err: unknown) => {
+      const released = await this.deps.ownership.release(copy.id, 'handoff').catch((err: unknown) => {
         this.deps.onError(asError(err), copy.id);
         return false;
       });
-      if (released) this.deps.metrics.ownershipChange('handoff');
+      if (released) this.deps.metrics.ownershipChange(why);
       await this.closeQuietly(copy, 'handoff');
     })();
     return copy.handoff;
@@ -216,7 +223,7 @@ export class Copies {
     this.legacy.clear();
     await Promise.allSettled(
       copies.map(async (copy) => {
-        await this.deps.ownership.release(copy.id).catch(() => false);
+        await this.deps.ownership.release(copy.id, 'handoff').catch(() => false);
         await copy.close('shutdown');
       }),
     );
@@ -236,12 +243,14 @@ export class Copies {
     if (outcome.status === 'gone') throw notFound();
     if (outcome.status === 'taken') return undefined;
     const { record } = outcome;
-    this.deps.metrics.ownershipChange(seen.owner === '' ? 'claimed' : 'failover');
+    const origin: SessionOrigin =
+      seen.owner === '' ? (record.released === 'eviction' ? 'eviction' : 'handoff') : 'failover';
+    this.deps.metrics.ownershipChange(origin === 'failover' ? 'failover' : 'claimed');
     try {
-      return await this.deps.metrics.hydration(this.hydrate(record));
+      return await this.deps.metrics.hydration(this.hydrate(record, origin));
     } catch (err) {
       // Could not rebuild it here: give the session back so the next request can try elsewhere.
-      await this.deps.ownership.release(sessionId).catch(() => false);
+      await this.deps.ownership.release(sessionId, 'eviction').catch(() => false);
       throw err;
     }
   }
@@ -252,8 +261,8 @@ export class Copies {
    * capabilities, info and protocol version only inside its initialize handler — then
    * `notifications/initialized` (if the client sent it), the logging level and the subscriptions.
    */
-  private async hydrate(record: SessionRecord): Promise<LiveSession> {
-    const copy = await this.build(record, record.epoch);
+  private async hydrate(record: SessionRecord, origin: SessionOrigin): Promise<LiveSession> {
+    const copy = await this.build(record, record.epoch, origin);
     const transport = copy.transport as FleetTransport;
     try {
       const init = await transport.call({ jsonrpc: '2.0', method: 'initialize', params: record.initialize });
@@ -332,7 +341,12 @@ export class Copies {
    * Builds the user's server for `record` with the factory and connects it to `transport` (a new
    * {@link FleetTransport} unless a legacy transport is given).
    */
-  private async build(record: SessionRecord, epoch: number, legacy?: Transport): Promise<LiveSession> {
+  private async build(
+    record: SessionRecord,
+    epoch: number,
+    origin: SessionOrigin,
+    legacy?: Transport,
+  ): Promise<LiveSession> {
     const deps = this.deps;
     const onError = (err: Error) => deps.onError(err, record.id);
     // The copy owns the transport but is built after it; the hooks read it when they run.
@@ -369,6 +383,7 @@ export class Copies {
       principal: record.principal,
       instanceId: deps.instanceId,
       transport: record.transport,
+      origin,
       data: deps.dataFor(record.id, fenced),
       signal: lifecycle.signal,
       onClose: (fn) => lifecycle.onClose(fn),
@@ -398,7 +413,7 @@ export class Copies {
     void copy.whenIdle().then(async () => {
       if (this.lingering.get(copy.id) !== copy) return; // stepped down or closed meanwhile
       this.lingering.delete(copy.id);
-      const released = await this.deps.ownership.release(copy.id).catch((err: unknown) => {
+      const released = await this.deps.ownership.release(copy.id, 'eviction').catch((err: unknown) => {
         this.deps.onError(asError(err), copy.id);
         return false;
       });

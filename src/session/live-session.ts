@@ -36,6 +36,8 @@ export class LiveSession {
   handoff: Promise<void> | undefined;
   /** Last client message, ms since the epoch (legacy sessions expire from here). */
   lastActivity = Date.now();
+  /** Last message this copy sent outside a request (the standalone stream), ms since the epoch. */
+  lastOutput = 0;
   private closing: Promise<void> | undefined;
   private idleWaiters: Array<() => void> = [];
 
@@ -94,6 +96,7 @@ export class LiveSession {
   async sendStandalone(message: JSONRPCMessage): Promise<void> {
     const s = this.standalone;
     if (!s) throw new Error('no standalone stream on this copy');
+    this.lastOutput = Date.now();
     if (isRequest(message) && (!s.currentSink || s.currentSink.closed)) {
       throw new FleetError(
         'CONFLICT',

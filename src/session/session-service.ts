@@ -105,6 +105,11 @@ export interface SessionServiceDeps {
   outgoing: OutgoingRequests<FleetTransport>;
   logger: Logger;
   metrics: FleetMetrics;
+  /**
+   * With rebalancing on: another instance that should claim a session without an owner instead of
+   * this one (this one is above its fair share), or undefined for here.
+   */
+  placeFor?: ((exclude: ReadonlySet<string>) => string | undefined) | undefined;
   onError(err: Error, sessionId?: string): void;
 }
 
@@ -226,13 +231,15 @@ export class SessionService {
       let target = seen.owner;
       let claim = false;
       if (target === '' || target === this.me || dead.has(target)) {
-        if (!this.draining) {
+        // Above its fair share (rebalancing), this instance lets a less loaded peer claim it.
+        const elsewhere = this.draining ? undefined : this.deps.placeFor?.(dead);
+        if (!this.draining && elsewhere === undefined) {
           const copy = await this.deps.copies.claim(sessionId, principal.id, seen);
           route = copy ? this.leased(copy) : await this.resolve(sessionId, principal.id, 'streamable-http');
           continue;
         }
         // Shutting down: a live peer claims it instead.
-        const peer = await this.pickPeer(dead);
+        const peer = elsewhere ?? (await this.pickPeer(dead));
         if (!peer) throw new FleetError('SHUTTING_DOWN', 'Server is shutting down');
         target = peer;
         claim = true;

@@ -5,6 +5,7 @@ import type {
   Fence,
   Ownership,
   SessionPatch,
+  ReleaseReason,
   SessionRecord,
   SessionState,
   SessionStore,
@@ -113,15 +114,19 @@ export class MemorySessionStore implements SessionStore {
     }
     const entry = this.refreshed(id);
     if (!entry) return { status: 'gone' };
+    const claimed = structuredClone({ ...entry.record, owner: claimant, epoch: epoch + 1 });
     entry.record.owner = claimant;
     entry.record.epoch = epoch + 1;
-    return { status: 'claimed', record: structuredClone(entry.record) };
+    delete entry.record.released; // told to this claimant only
+    return { status: 'claimed', record: claimed };
   }
 
   /** {@inheritDoc SessionStore.release} */
-  async release(id: string, fence: Fence): Promise<boolean> {
+  async release(id: string, fence: Fence, reason: ReleaseReason): Promise<boolean> {
     if (this.fenced(id, fence) !== 'ok') return false;
-    this.live(id)!.record.owner = '';
+    const record = this.live(id)!.record;
+    record.owner = '';
+    record.released = reason;
     return true;
   }
 

@@ -8,6 +8,7 @@ import type {
   DataSnapshot,
   Fence,
   Ownership,
+  ReleaseReason,
   SessionPatch,
   SessionState,
   SessionRecord,
@@ -142,14 +143,16 @@ export class RedisSessionStore implements SessionStore {
       return { status: 'gone' };
     }
     await this.reconcileIndex(id, now, Number(reply[3]), now + this.ttl.idleMs);
-    return { status: 'claimed', record: decodeRecord(id, reply[2] as string[]) };
+    const record = decodeRecord(id, reply[2] as string[]);
+    // The record was read before the claim: it names the new owner and epoch only from here on.
+    return { status: 'claimed', record: { ...record, owner: claimant, epoch: expected.epoch + 1 } };
   }
 
   /** {@inheritDoc SessionStore.release} */
-  async release(id: string, fence: Fence): Promise<boolean> {
+  async release(id: string, fence: Fence, reason: ReleaseReason): Promise<boolean> {
     const released = await this.scripts.release.run(
       [this.keys.session(id)],
-      [fence.owner, fence.epoch],
+      [fence.owner, fence.epoch, reason],
       this.timeoutMs,
     );
     return released === 1;
@@ -345,6 +348,8 @@ function decodeRecord(id: string, flat: string[]): SessionRecord {
       epoch,
     };
     if (h.get('inited') === '1') record.initialized = true;
+    const rel = h.get('rel');
+    if (rel === 'handoff' || rel === 'eviction') record.released = rel;
     const level = h.get('level');
     if (level !== undefined) record.logLevel = level as SessionRecord['logLevel'];
     const subs = h.get('subs');

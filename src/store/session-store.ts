@@ -35,7 +35,12 @@ export interface SessionRecord extends Ownership {
   subscriptions?: string[];
   /** Creation time, ms since the epoch (absolute lifetime counts from here). */
   createdAt: number;
+  /** Why its last owner released it, if one did (the next owner's factory is told: `ctx.origin`). */
+  released?: ReleaseReason;
 }
+
+/** Why an owner released a session: it handed it off (shutdown, rebalancing), or evicted its copy. */
+export type ReleaseReason = 'handoff' | 'eviction';
 
 /** A versioned application-data document. `version` is 0 when nothing was written. */
 export interface DataSnapshot {
@@ -91,8 +96,8 @@ export interface SessionStore {
    * claimed record (to hydrate from) or to the ownership that won.
    */
   claim(id: string, claimant: string, expected: Ownership, principal?: string): Promise<ClaimOutcome>;
-  /** Gives the session up (owner `''`, same epoch) if `fence` still holds; false otherwise. */
-  release(id: string, fence: Fence): Promise<boolean>;
+  /** Gives the session up (owner `''`, same epoch) if `fence` still holds, noting why; false otherwise. */
+  release(id: string, fence: Fence, reason: ReleaseReason): Promise<boolean>;
   /** Ends the session and removes its record and data; false when it was already gone. */
   delete(id: string): Promise<boolean>;
   /** Number of live sessions, without scanning keys. */

@@ -84,7 +84,7 @@ function contract(make: MakeStores): void {
     assert.equal(await a.touch(id), undefined);
     assert.equal(await a.update(id, { initialized: true }), 'gone');
     assert.deepEqual(await a.claim(id, 'i2', { owner: 'instance-1', epoch: 1 }), { status: 'gone' });
-    assert.equal(await a.release(id, { owner: 'instance-1', epoch: 1 }), false);
+    assert.equal(await a.release(id, { owner: 'instance-1', epoch: 1 }, 'handoff'), false);
     assert.equal(await a.delete(id), false);
     assert.equal(await a.getData(id), undefined);
     assert.equal(await a.setData(id, '{}'), 'gone');
@@ -176,13 +176,23 @@ function contract(make: MakeStores): void {
     const { a, b } = open(LONG);
     const r = record();
     await a.create(r);
-    assert.equal(await b.release(r.id, { owner: 'instance-1', epoch: 0 }), false, 'stale epoch');
-    assert.equal(await b.release(r.id, { owner: 'i2', epoch: 1 }), false, 'not the owner');
-    assert.equal(await a.release(r.id, { owner: 'instance-1', epoch: 1 }), true);
+    assert.equal(await b.release(r.id, { owner: 'instance-1', epoch: 0 }, 'handoff'), false, 'stale epoch');
+    assert.equal(await b.release(r.id, { owner: 'i2', epoch: 1 }, 'handoff'), false, 'not the owner');
+    assert.equal(await a.release(r.id, { owner: 'instance-1', epoch: 1 }, 'handoff'), true);
     assert.deepEqual(await b.touch(r.id), { owner: '', epoch: 1, transport: 'streamable-http' });
-    assert.equal(await a.release(r.id, { owner: 'instance-1', epoch: 1 }), false, 'already released');
+    assert.equal(
+      await a.release(r.id, { owner: 'instance-1', epoch: 1 }, 'handoff'),
+      false,
+      'already released',
+    );
     const claimed = await b.claim(r.id, 'i2', { owner: '', epoch: 1 });
     assert.equal(claimed.status === 'claimed' && claimed.record.epoch, 2);
+    // The claimant learns why the session was released; the record keeps no trace of it after.
+    assert.equal(claimed.status === 'claimed' && claimed.record.released, 'handoff');
+    assert.equal((await a.load(r.id))?.released, undefined);
+    assert.equal(await b.release(r.id, { owner: 'i2', epoch: 2 }, 'eviction'), true);
+    const again = await a.claim(r.id, 'i3', { owner: '', epoch: 2 });
+    assert.equal(again.status === 'claimed' && again.record.released, 'eviction');
   });
 
   it('fenced writes go through only for the current owner and epoch', async () => {
@@ -447,7 +457,7 @@ describe('RedisSessionStore', () => {
         ['setData', () => store.setData(r.id, '1', 0)],
         ['update', () => store.update(r.id, { initialized: true })],
         ['claim', () => store.claim(r.id, 'i2', { owner: 'instance-1', epoch: 1 })],
-        ['release', () => store.release(r.id, { owner: 'i2', epoch: 2 })],
+        ['release', () => store.release(r.id, { owner: 'i2', epoch: 2 }, 'handoff')],
         ['count', () => store.count()],
         ['delete', () => store.delete(r.id)],
       ];

@@ -18,16 +18,20 @@ interface Served {
   url: string;
   ended: Ended;
   built: Map<string, number>;
+  /** How each copy came to be (ctx.origin), in order, by session. */
+  origins: Map<string, string[]>;
   close(): Promise<void>;
 }
 
 async function serve(opts: Partial<FleetOptions>): Promise<Served> {
   const ended: Ended = new Map();
   const built = new Map<string, number>();
+  const origins = new Map<string, string[]>();
   const fleet = createFleet({
     ...opts,
     server: (ctx) => {
       built.set(ctx.sessionId, (built.get(ctx.sessionId) ?? 0) + 1);
+      origins.set(ctx.sessionId, [...(origins.get(ctx.sessionId) ?? []), ctx.origin]);
       ctx.onClose((reason) => {
         const list = ended.get(ctx.sessionId) ?? [];
         list.push({ reason, signal: ctx.signal.aborted ? ctx.signal.reason : 'not aborted' });
@@ -49,6 +53,7 @@ async function serve(opts: Partial<FleetOptions>): Promise<Served> {
     url,
     ended,
     built,
+    origins,
     close: () =>
       (closed ??= (async () => {
         await fleet.close();
@@ -131,6 +136,7 @@ describe('session lifecycle on ctx', () => {
       // The session itself lives on: the next request builds a new copy (and evicts the second).
       assert.equal((await rawPost(s.url, call(1), headersOf(first))).status, 200);
       assert.equal(s.built.get(first), 2);
+      assert.deepEqual(s.origins.get(first), ['initialize', 'eviction'], 'the factory is told why');
     } finally {
       await s.close();
     }
@@ -146,6 +152,7 @@ describe('session lifecycle on ctx', () => {
       assert.deepEqual(a.ended.get(sid), [{ reason: 'handoff', signal: 'handoff' }]);
       assert.equal((await rawPost(b.url, call(1), headersOf(sid))).status, 200, 'no error after a handoff');
       assert.equal(b.built.get(sid), 1);
+      assert.deepEqual(b.origins.get(sid), ['handoff'], 'the new owner is told it was handed off');
     } finally {
       await Promise.all([a.close(), b.close()]);
     }
@@ -171,6 +178,8 @@ describe('session lifecycle on ctx', () => {
       await until('onClose', () => a.ended.has(sid));
       assert.deepEqual(a.ended.get(sid), [{ reason: 'replaced', signal: 'replaced' }]);
       assert.equal(b.built.get(sid), 1, 'the request ran on the new owner');
+      assert.deepEqual(b.origins.get(sid), ['failover'], 'a take-over is a failover for the new owner');
+      assert.deepEqual(a.origins.get(sid), ['initialize']);
     } finally {
       admin.disconnect();
       await Promise.all([a.close(), b.close()]);

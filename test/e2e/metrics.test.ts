@@ -139,7 +139,7 @@ describe('metrics', () => {
 
       // A shuts down: it hands the session off; the next request on B makes B the owner.
       await fleets[0]!.close();
-      assert.equal(await sample(regA, 'mcp_fleet_ownership_changes_total', { reason: 'handoff' }), 1);
+      assert.equal(await sample(regA, 'mcp_fleet_ownership_changes_total', { reason: 'drain' }), 1);
       assert.equal((await rawPost(urlB!, call(6), h)).status, 200, 'request on B after the handoff');
       assert.equal(await sample(regB, 'mcp_fleet_hydrations_total', { outcome: 'ok' }), 1);
       assert.equal(await sample(regB, 'mcp_fleet_ownership_changes_total', { reason: 'claimed' }), 1);

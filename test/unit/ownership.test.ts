@@ -80,9 +80,9 @@ describe('Ownership (injected clock)', () => {
     // b saw the old ownership: its claim loses and learns who owns it.
     assert.deepEqual(await other.claim(r.id, seen), { status: 'taken', ownership: { owner: 'a', epoch: 2 } });
     assert.equal(other.fence(r.id), undefined);
-    assert.equal(await own.release(r.id), true);
+    assert.equal(await own.release(r.id, 'handoff'), true);
     assert.equal(own.fence(r.id), undefined);
-    assert.equal(await own.release(r.id), false, 'nothing to release twice');
+    assert.equal(await own.release(r.id, 'handoff'), false, 'nothing to release twice');
     assert.equal((await other.claim(r.id, { owner: '', epoch: 2 })).status, 'claimed');
     assert.deepEqual(other.fence(r.id), { owner: 'b', epoch: 3 });
   });

@@ -14,7 +14,8 @@
 -- Only Streamable HTTP sessions can be claimed (a legacy session lives and dies with its stream).
 --
 -- Returns {-1} when the session is gone, another principal's or a legacy one; {0, owner, epoch} when the ownership
--- moved on (nothing changed); {1, epoch, {field, value, …}, ttl} when claimed (ttl: the new TTL in ms).
+-- moved on (nothing changed); {1, epoch, {field, value, …}, ttl} when claimed: the record as it was
+-- before the claim (owner and epoch are the new ones), ttl the new TTL in ms.
 
 -- @include session-lifetime
 
@@ -36,5 +37,8 @@ if ttl < 0 then
   return {-1}
 end
 local epoch = tonumber(own[2]) + 1
+local record = redis.call('HGETALL', KEYS[1])
 redis.call('HSET', KEYS[1], 'owner', ARGV[4], 'epoch', epoch)
-return {1, epoch, redis.call('HGETALL', KEYS[1]), ttl}
+-- The release reason is for this claimant only (it is in the record returned above).
+redis.call('HDEL', KEYS[1], 'rel')
+return {1, epoch, record, ttl}

@@ -17,6 +17,7 @@ export function sessionContext(data = new MemorySessionData(), sessionId = 'test
     principal: 'anonymous',
     instanceId: 'test-instance',
     transport: 'streamable-http',
+    origin: 'initialize',
     data,
     signal: new AbortController().signal, // these in-process tests never end a session
     onClose: () => {},
