@@ -1,4 +1,3 @@
-import { Redis } from 'ioredis';
 import { BusDispatcher } from './bus/dispatcher.js';
 import { MemoryBus, MemoryBusHub } from './bus/memory-bus.js';
 import type { MessageBus } from './bus/message-bus.js';
@@ -7,13 +6,15 @@ import { systemClock } from './clock.js';
 import type { EventLog } from './events/event-log.js';
 import { MemoryEventLog } from './events/memory-event-log.js';
 import { RedisEventLog } from './events/redis-event-log.js';
-import { asError, storeUnavailable } from './errors.js';
+import { asError } from './errors.js';
 import type { HttpContext } from './http/context.js';
 import { createHandler } from './http/handler.js';
 import { legacyRoutes } from './legacy/routes.js';
 import { FleetMetrics } from './metrics.js';
 import { resolveOptions } from './options.js';
 import { Ownership } from './ownership/ownership.js';
+import { connectRedis } from './redis/connect.js';
+import { StoreGate } from './redis/gate.js';
 import { RedisKeys } from './redis/keys.js';
 import { Copies } from './session/copies.js';
 import { Forwarder } from './session/forwarder.js';
@@ -56,19 +57,12 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   const metrics = FleetMetrics.create(opts.metrics, opts);
 
   // Connection roles: this one runs commands and fails fast while Redis is away (no offline queue,
-  // so requests get a 503 at once instead of piling up); the bus duplicates it for subscriptions.
-  let redis: Redis | undefined;
-  let ownsRedis = false;
-  if (typeof options.redis === 'string') {
-    redis = new Redis(options.redis, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2000),
-    });
-    redis.on('error', (err: Error) => logger.debug({ err }, 'redis connection error'));
-    ownsRedis = true;
-  } else if (options.redis) {
-    redis = options.redis;
+  // so requests get a 503 at once instead of piling up); the bus opens its own for subscriptions.
+  const connection = options.redis === undefined ? undefined : connectRedis(options.redis);
+  const redis = connection?.client;
+  const gate = redis && new StoreGate(redis, opts.redisCommandTimeoutMs);
+  if (connection?.owned) {
+    connection.client.on('error', (err: Error) => logger.debug({ err }, 'redis connection error'));
   }
 
   const keys = new RedisKeys(opts.keyPrefix);
@@ -89,7 +83,7 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   let log: EventLog | undefined;
   let rawBus: MessageBus;
   if (redis) {
-    store = new RedisSessionStore(redis, keys, ttl, timeout);
+    store = new RedisSessionStore(redis, keys, ttl, { ...timeout, replicasOnCreate: opts.redisReplicasOnCreate });
     registry = new RedisStreamRegistry(redis, keys, { ...timeout, heartbeatTtlMs });
     instances = new RedisInstanceRegistry(redis, keys, timeout);
     if (opts.resumable) {
@@ -101,6 +95,7 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
     }
     rawBus = new RedisBus(redis, keys, {
       ...timeout,
+      pubsub: opts.redisPubSub,
       onError: report,
       // Messages to us were lost while unsubscribed; others may have taken sessions over meanwhile.
       onResubscribed: () => {
@@ -287,7 +282,7 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
     service,
     metrics,
     logger,
-    storeGate: redis ? () => waitReady(redis, opts.redisCommandTimeoutMs) : () => Promise.resolve(),
+    storeGate: gate ? () => gate.admit() : () => Promise.resolve(),
     closed: () => closed,
     draining: () => closing !== undefined,
   };
@@ -350,7 +345,7 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
             store.close(),
             instances.close(),
           ]);
-          if (ownsRedis) redis?.disconnect();
+          if (connection?.owned) connection.client.disconnect();
         }
       })();
       return closing;
@@ -358,31 +353,3 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   };
   return fleet;
 }
-
-/**
- * Resolves once the command connection is ready, waiting at most `timeoutMs` (first connect or a
- * reconnect in progress); rejects with a 503 otherwise, so requests fail fast while Redis is away.
- */
-function waitReady(redis: Redis, timeoutMs: number): Promise<void> {
-  if (redis.status === 'ready') return Promise.resolve();
-  if (redis.status === 'end') return Promise.reject(storeUnavailable(new Error('Redis connection closed')));
-  // One shared wait per connection, however many requests arrive while it (re)connects.
-  let readyWait = readyWaits.get(redis);
-  if (!readyWait) {
-    readyWait = new Promise<void>((resolve) => redis.once('ready', resolve)).finally(() =>
-      readyWaits.delete(redis),
-    );
-    readyWaits.set(redis, readyWait);
-  }
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      reject(storeUnavailable(new Error(`Redis not connected (${redis.status})`)));
-    }, timeoutMs);
-    void readyWait.then(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
-
-const readyWaits = new WeakMap<Redis, Promise<void>>();

@@ -35,6 +35,8 @@ export interface ResolvedOptions {
   sseRetryMs: number;
   keepAliveMs: number;
   redisCommandTimeoutMs: number;
+  redisPubSub: 'sharded' | 'classic';
+  redisReplicasOnCreate: number;
   legacyPostTimeoutMs: number;
   streamHeartbeatMs: number;
   heartbeatMs: number;
@@ -88,6 +90,8 @@ export function resolveOptions<T extends JsonValue>(o: FleetOptions<T>): Resolve
     sseRetryMs: o.sseRetryMs ?? 1000,
     keepAliveMs: o.keepAliveMs ?? 15_000,
     redisCommandTimeoutMs: o.redisCommandTimeoutMs ?? 2000,
+    redisPubSub: o.redisPubSub ?? 'sharded',
+    redisReplicasOnCreate: o.redisReplicasOnCreate ?? 0,
     legacyPostTimeoutMs: o.legacyPostTimeoutMs ?? 5000,
     streamHeartbeatMs: o.streamHeartbeatMs ?? 10_000,
     heartbeatMs: o.heartbeatMs ?? 500,
@@ -122,6 +126,15 @@ export function resolveOptions<T extends JsonValue>(o: FleetOptions<T>): Resolve
   ] as const) {
     if (!Number.isFinite(r[k]) || r[k] <= 0)
       throw new RangeError(`createFleet: \`${k}\` must be a positive number`);
+  }
+  for (const k of ['sseRetryMs', 'shutdownGraceMs'] as const) {
+    if (!Number.isFinite(r[k]) || r[k] < 0) throw new RangeError(`createFleet: \`${k}\` must be 0 or more`);
+  }
+  if (!Number.isInteger(r.redisReplicasOnCreate) || r.redisReplicasOnCreate < 0) {
+    throw new RangeError('createFleet: `redisReplicasOnCreate` must be a whole number, 0 or more');
+  }
+  if (r.redisPubSub !== 'sharded' && r.redisPubSub !== 'classic') {
+    throw new RangeError("createFleet: `redisPubSub` must be 'sharded' or 'classic'");
   }
   if (r.instanceTtlMs < 2 * r.heartbeatMs) {
     throw new RangeError('createFleet: `instanceTtlMs` must be at least twice `heartbeatMs`');

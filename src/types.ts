@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './redis/connect.js';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
@@ -114,11 +114,13 @@ export interface FleetOptions<T extends JsonValue = JsonValue> {
   /** Builds the user's MCP server for a session (called on initialize and when an instance hydrates it). */
   server: ServerFactory<T>;
   /**
-   * Redis URL (`redis://…`, `rediss://…`) or an ioredis client (it is duplicated for subscriptions;
-   * mcp-fleet never closes a client it did not open). Omitted: in-memory parts, one instance only.
+   * Where the shared state lives: a URL (`redis://[user:password@]host:port[/db]`, `rediss://` for
+   * TLS), a Sentinel configuration (`{ sentinels, name }`), a Cluster configuration (`{ nodes }`), or
+   * an ioredis `Redis` or `Cluster` client (mcp-fleet never closes a client it did not open, and opens
+   * its own subscriber connections next to it). Omitted: in-memory parts, one instance only.
    * @default undefined
    */
-  redis?: string | Redis;
+  redis?: RedisConnection;
   /** Prefix of every Redis key and channel. @default 'mcp:' */
   keyPrefix?: string;
   /**
@@ -169,6 +171,19 @@ export interface FleetOptions<T extends JsonValue = JsonValue> {
   keepAliveMs?: number;
   /** A Redis command that takes longer than this fails the request with 503. @default 2_000 */
   redisCommandTimeoutMs?: number;
+  /**
+   * Pub/sub between instances on a Redis Cluster: `sharded` (SPUBLISH/SSUBSCRIBE, Redis 7 or later:
+   * each message stays within one shard) or `classic` (for older servers: every message crosses the
+   * whole cluster). Ignored on standalone and Sentinel. @default 'sharded'
+   */
+  redisPubSub?: 'sharded' | 'classic';
+  /**
+   * Durability of new sessions: after writing a session, wait until this many replicas have it
+   * (`WAIT`) before answering `initialize`, so a failover of the primary right after cannot lose it;
+   * not replicated within a second → 503 (the client retries). 0: rely on asynchronous replication
+   * (a session created in the last few milliseconds before a primary dies can be lost). @default 0
+   */
+  redisReplicasOnCreate?: number;
   /**
    * Legacy HTTP+SSE: how long a `POST /messages` waits for the instance holding the stream to accept
    * the message before answering 404 (owner gone). @default 5000

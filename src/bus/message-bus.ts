@@ -6,8 +6,9 @@ export interface BusPayload {
 
 /**
  * Messaging between instances: one channel per instance plus one broadcast channel (never one per
- * session). Delivery is at-most-once, in order per sender; senders that need certainty wait for an
- * explicit reply message. Messages travel as JSON; receivers get the parsed value, unvalidated (the
+ * session). Delivery is at-most-once, in order per sender and channel (a message to one instance
+ * may overtake an earlier broadcast: on a Cluster the two channels live on different shards);
+ * senders that need certainty wait for an explicit reply message. Messages travel as JSON; receivers get the parsed value, unvalidated (the
  * {@link BusDispatcher} decodes it).
  */
 export interface MessageBus<M extends BusPayload = BusPayload> {

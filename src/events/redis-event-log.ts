@@ -1,8 +1,8 @@
-import type { Redis } from 'ioredis';
 import { FleetError, notOwner } from '../errors.js';
 import type { Fence } from '../store/session-store.js';
-import { call, DEFAULT_COMMAND_TIMEOUT_MS, execPipeline } from '../redis/call.js';
-import type { RedisKeys } from '../redis/keys.js';
+import { call, DEFAULT_COMMAND_TIMEOUT_MS } from '../redis/call.js';
+import { pipelinePerSlot, type RedisClient } from '../redis/client.js';
+import { groupByShard, type RedisKeys } from '../redis/keys.js';
 import { defineLuaScript, type LuaScript } from '../redis/lua-script.js';
 import type { EventLog, StoredEvent } from './event-log.js';
 
@@ -37,7 +37,7 @@ export class RedisEventLog implements EventLog {
   private readonly scripts: Record<'append' | 'lastSeq', LuaScript>;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     opts: RedisEventLogOptions,
   ) {
@@ -55,11 +55,15 @@ export class RedisEventLog implements EventLog {
    * the sets of logs included (they must outlive the logs they name).
    */
   async touch(streams: Array<{ sessionId: string; streamId: string }>): Promise<void> {
-    if (streams.length === 0) return;
-    const p = this.redis.pipeline();
-    for (const s of streams) p.pexpire(this.keys.events(s.sessionId, s.streamId), this.ttlMs);
-    for (const sid of new Set(streams.map((s) => s.sessionId))) p.pexpire(this.keys.logs(sid), this.ttlMs);
-    await execPipeline(p, this.timeoutMs);
+    await pipelinePerSlot(
+      this.redis,
+      groupByShard(streams, (s) => s.sessionId),
+      (p, group) => {
+        for (const s of group) p.pexpire(this.keys.events(s.sessionId, s.streamId), this.ttlMs);
+        for (const sid of new Set(group.map((s) => s.sessionId))) p.pexpire(this.keys.logs(sid), this.ttlMs);
+      },
+      this.timeoutMs,
+    );
   }
 
   /** {@inheritDoc EventLog.append} */

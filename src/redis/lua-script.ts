@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
+import type { RedisClient } from './client.js';
 import { call } from './call.js';
 
 /**
@@ -35,7 +36,7 @@ export function readLuaScript(name: string): string {
  * Registers `scripts/<name>.lua` on `redis` with `defineCommand`, under a name that cannot clash
  * with the user's own commands. Defining the same script twice on one client is harmless.
  */
-export function defineLuaScript(redis: Redis, name: string): LuaScript {
+export function defineLuaScript(redis: RedisClient, name: string): LuaScript {
   const command = `mcpFleet_${name.replace(/-/g, '_')}`;
   redis.defineCommand(command, { lua: readLuaScript(name) });
   return {

@@ -1,7 +1,7 @@
-import type { Redis } from 'ioredis';
 import { FleetError } from '../errors.js';
-import { call, DEFAULT_COMMAND_TIMEOUT_MS, execPipeline } from '../redis/call.js';
-import type { RedisKeys } from '../redis/keys.js';
+import { call, DEFAULT_COMMAND_TIMEOUT_MS } from '../redis/call.js';
+import { pipelinePerSlot, type RedisClient } from '../redis/client.js';
+import { ALL_SHARDS, type RedisKeys } from '../redis/keys.js';
 import { defineLuaScript, type LuaScript } from '../redis/lua-script.js';
 import type {
   ClaimOutcome,
@@ -10,8 +10,8 @@ import type {
   Ownership,
   ReleaseReason,
   SessionPatch,
-  SessionState,
   SessionRecord,
+  SessionState,
   SessionStore,
   TtlPolicy,
   WriteOutcome,
@@ -24,28 +24,37 @@ export interface RedisSessionStoreOptions {
    * @default 2000
    */
   commandTimeoutMs?: number;
+  /**
+   * After creating a session, wait until this many replicas have it (`WAIT`), so a failover of the
+   * primary right after cannot lose it; fewer in time is a 503. 0: do not wait.
+   * @default 0
+   */
+  replicasOnCreate?: number;
 }
+
+/** How long a create waits for replicas (`WAIT`) before it gives up with a 503. */
+const WAIT_REPLICAS_MS = 1000;
 
 /**
  * {@link SessionStore} in Redis. The record is a hash at `keys.session(id)`, the data a hash
- * `{json, v}` at `keys.data(id)`; both carry the session's TTL. Every refresh runs as one Lua script
- * pipelined with the update of the session index (a sorted set by expiry, used by {@link count}),
- * so a warm request costs one round trip.
+ * `{json, v}` at `keys.data(id)`; both carry the session's TTL, and the session's shard index (a
+ * sorted set by expiry, used by {@link count}) is kept by the same scripts, in the same slot: every
+ * operation on one session is one script, one round trip, on every topology.
  *
  * The client is the caller's: the store never closes it.
  */
 export class RedisSessionStore implements SessionStore {
   private readonly timeoutMs: number;
   private readonly scripts: Record<
-    'create' | 'refresh' | 'update' | 'claim' | 'release' | 'getData' | 'setData',
+    'create' | 'refresh' | 'update' | 'claim' | 'release' | 'delete' | 'getData' | 'setData' | 'count',
     LuaScript
   >;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly ttl: TtlPolicy,
-    opts: RedisSessionStoreOptions = {},
+    private readonly opts: RedisSessionStoreOptions = {},
   ) {
     this.timeoutMs = opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     this.scripts = {
@@ -54,57 +63,59 @@ export class RedisSessionStore implements SessionStore {
       update: defineLuaScript(redis, 'update-session'),
       claim: defineLuaScript(redis, 'claim-session'),
       release: defineLuaScript(redis, 'release-session'),
+      delete: defineLuaScript(redis, 'delete-session'),
       getData: defineLuaScript(redis, 'get-data'),
       setData: defineLuaScript(redis, 'set-data'),
+      count: defineLuaScript(redis, 'count-index'),
     };
   }
 
   /** {@inheritDoc SessionStore.create} */
   async create(record: SessionRecord): Promise<void> {
-    const now = Date.now();
-    const expiresAt = now + Math.min(this.ttl.idleMs, record.createdAt + this.ttl.maxLifetimeMs - now);
-    const reply = await this.refreshing(
-      record.id,
-      this.scripts.create,
-      now,
-      [record.createdAt, ...encodeRecord(record)],
-      {
-        score: expiresAt,
-        addToIndex: true,
-      },
-    );
-    const [created, ttl] = reply as [number, number];
-    await this.reconcileIndex(record.id, now, ttl, expiresAt);
-    if (created !== 1) throw new FleetError('SESSION_EXISTS', `Session ${record.id} already exists`);
+    const keys = this.sessionKeys(record.id);
+    const args = [...this.lifetime(Date.now(), record.id), record.createdAt, ...encodeRecord(record)];
+    const replicas = this.opts.replicasOnCreate ?? 0;
+    let reply: [number, number];
+    if (replicas > 0) {
+      // One pipeline on the session's node: WAIT then covers the create written just before it.
+      const p = this.redis.pipeline();
+      this.scripts.create.queue(p, keys, args);
+      p.wait(replicas, WAIT_REPLICAS_MS);
+      const [created, acked] = (await call(p.exec(), this.timeoutMs + WAIT_REPLICAS_MS)) ?? [];
+      if (!created || created[0] || !acked || acked[0]) {
+        throw new FleetError('STORE_UNAVAILABLE', 'Session store unavailable', {
+          cause: created?.[0] ?? acked?.[0],
+        });
+      }
+      reply = created[1] as [number, number];
+      if ((acked[1] as number) < replicas && reply[0] === 1) {
+        throw new FleetError('STORE_UNAVAILABLE', 'Session store unavailable: not replicated in time', {
+          cause: new Error(`WAIT ${replicas}: ${String(acked[1])} replicas acknowledged`),
+        });
+      }
+    } else {
+      reply = (await this.scripts.create.run(keys, args, this.timeoutMs)) as [number, number];
+    }
+    if (reply[0] !== 1) throw new FleetError('SESSION_EXISTS', `Session ${record.id} already exists`);
   }
 
   /** {@inheritDoc SessionStore.load} */
   async load(id: string, principal?: string): Promise<SessionRecord | undefined> {
-    const now = Date.now();
-    const reply = (await this.refreshing(id, this.scripts.refresh, now, ['1', principal ?? ''])) as [
-      number,
-      ...unknown[],
-    ];
-    if (reply[0] === FOREIGN) {
-      await this.restoreIndex(id, now, Number(reply[1]));
-      return undefined;
-    }
-    await this.reconcileIndex(id, now, reply[0], now + this.ttl.idleMs);
+    const reply = (await this.scripts.refresh.run(
+      this.sessionKeys(id),
+      [...this.lifetime(Date.now(), id), '1', principal ?? ''],
+      this.timeoutMs,
+    )) as [number, ...unknown[]];
     return reply[0] < 0 || !Array.isArray(reply[4]) ? undefined : decodeRecord(id, reply[4] as string[]);
   }
 
   /** {@inheritDoc SessionStore.touch} */
   async touch(id: string, principal?: string): Promise<SessionState | undefined> {
-    const now = Date.now();
-    const reply = (await this.refreshing(id, this.scripts.refresh, now, ['0', principal ?? ''])) as [
-      number,
-      ...unknown[],
-    ];
-    if (reply[0] === FOREIGN) {
-      await this.restoreIndex(id, now, Number(reply[1]));
-      return undefined;
-    }
-    await this.reconcileIndex(id, now, reply[0], now + this.ttl.idleMs);
+    const reply = (await this.scripts.refresh.run(
+      this.sessionKeys(id),
+      [...this.lifetime(Date.now(), id), '0', principal ?? ''],
+      this.timeoutMs,
+    )) as [number, ...unknown[]];
     if (reply[0] < 0) return undefined;
     const transport = reply[3] === 'sse' ? 'sse' : 'streamable-http';
     return { owner: String(reply[1] ?? ''), epoch: Number(reply[2] ?? 0), transport };
@@ -112,37 +123,26 @@ export class RedisSessionStore implements SessionStore {
 
   /** {@inheritDoc SessionStore.update} */
   async update(id: string, patch: SessionPatch, fence?: Fence): Promise<WriteOutcome> {
-    const now = Date.now();
-    const ttl = (await this.refreshing(id, this.scripts.update, now, [
-      ...fenceArgs(fence),
-      ...encodePatch(patch),
-    ])) as number;
-    if (ttl === FENCED) {
-      await this.restoreIndex(id, now, undefined);
-      return 'fenced';
-    }
-    await this.reconcileIndex(id, now, ttl, now + this.ttl.idleMs);
+    const ttl = (await this.scripts.update.run(
+      this.sessionKeys(id),
+      [...this.lifetime(Date.now(), id), ...fenceArgs(fence), ...encodePatch(patch)],
+      this.timeoutMs,
+    )) as number;
+    if (ttl === FENCED) return 'fenced';
     return ttl >= 0 ? 'ok' : 'gone';
   }
 
   /** {@inheritDoc SessionStore.claim} */
   async claim(id: string, claimant: string, expected: Ownership, principal?: string): Promise<ClaimOutcome> {
-    const now = Date.now();
-    const reply = (await this.refreshing(id, this.scripts.claim, now, [
-      claimant,
-      expected.owner,
-      expected.epoch,
-      principal ?? '',
-    ])) as [number, ...unknown[]];
+    const reply = (await this.scripts.claim.run(
+      this.sessionKeys(id),
+      [...this.lifetime(Date.now(), id), claimant, expected.owner, expected.epoch, principal ?? ''],
+      this.timeoutMs,
+    )) as [number, ...unknown[]];
     if (reply[0] === 0) {
-      await this.restoreIndex(id, now, undefined);
       return { status: 'taken', ownership: { owner: String(reply[1]), epoch: Number(reply[2]) } };
     }
-    if (reply[0] !== 1) {
-      await this.restoreIndex(id, now, undefined); // gone (ZADD XX added nothing) or another principal's
-      return { status: 'gone' };
-    }
-    await this.reconcileIndex(id, now, Number(reply[3]), now + this.ttl.idleMs);
+    if (reply[0] !== 1) return { status: 'gone' };
     const record = decodeRecord(id, reply[2] as string[]);
     // The record was read before the claim: it names the new owner and epoch only from here on.
     return { status: 'claimed', record: { ...record, owner: claimant, epoch: expected.epoch + 1 } };
@@ -160,30 +160,33 @@ export class RedisSessionStore implements SessionStore {
 
   /** {@inheritDoc SessionStore.delete} */
   async delete(id: string): Promise<boolean> {
-    const pipeline = this.redis.pipeline();
-    // Two DELs rather than one: the first reply alone tells whether the session existed.
-    pipeline.del(this.keys.session(id));
-    pipeline.del(this.keys.data(id));
-    pipeline.zrem(this.keys.sessionIndex(), id);
-    const [deleted] = await execPipeline(pipeline, this.timeoutMs);
-    return deleted === 1;
+    const existed = await this.scripts.delete.run(this.sessionKeys(id), [id], this.timeoutMs);
+    return existed === 1;
   }
 
-  /** {@inheritDoc SessionStore.count} */
+  /**
+   * {@inheritDoc SessionStore.count} One script per shard (on a Cluster each on its node; otherwise
+   * all in one pipeline).
+   */
   async count(): Promise<number> {
-    const pipeline = this.redis.pipeline();
-    pipeline.zremrangebyscore(this.keys.sessionIndex(), '-inf', Date.now());
-    pipeline.zcard(this.keys.sessionIndex());
-    const [, count] = await execPipeline(pipeline, this.timeoutMs);
-    return count as number;
+    const now = Date.now();
+    const replies = await pipelinePerSlot(
+      this.redis,
+      ALL_SHARDS,
+      (p, shard) => this.scripts.count.queue(p, [this.keys.sessionIndex(shard)], [now]),
+      this.timeoutMs,
+    );
+    return replies.reduce((n, [count]) => n + Number(count), 0);
   }
 
   /** {@inheritDoc SessionStore.getData} */
   async getData(id: string): Promise<DataSnapshot | undefined> {
-    const now = Date.now();
-    const reply = (await this.refreshing(id, this.scripts.getData, now, [])) as [number, string?, string?];
+    const reply = (await this.scripts.getData.run(
+      this.sessionKeys(id),
+      this.lifetime(Date.now(), id),
+      this.timeoutMs,
+    )) as [number, string?, string?];
     const [ttl, json, version] = reply;
-    await this.reconcileIndex(id, now, ttl, now + this.ttl.idleMs);
     if (ttl < 0) return undefined;
     return { json: json ?? undefined, version: version ? Number(version) : 0 };
   }
@@ -195,19 +198,18 @@ export class RedisSessionStore implements SessionStore {
     expectedVersion?: number,
     fence?: Fence,
   ): Promise<number | 'conflict' | 'gone' | 'fenced'> {
-    const now = Date.now();
     const args = [
+      ...this.lifetime(Date.now(), id),
       json === undefined ? '0' : '1',
       json ?? '',
       expectedVersion === undefined ? '' : expectedVersion,
       ...fenceArgs(fence),
     ];
-    const [ttl, version] = (await this.refreshing(id, this.scripts.setData, now, args)) as [number, number];
-    if (version === -3) {
-      await this.restoreIndex(id, now, undefined);
-      return 'fenced';
-    }
-    await this.reconcileIndex(id, now, ttl, now + this.ttl.idleMs);
+    const [, version] = (await this.scripts.setData.run(this.sessionKeys(id), args, this.timeoutMs)) as [
+      number,
+      number,
+    ];
+    if (version === -3) return 'fenced';
     if (version === -2) return 'gone';
     if (version === -1) return 'conflict';
     return version;
@@ -221,56 +223,17 @@ export class RedisSessionStore implements SessionStore {
   /** Nothing to release: the client belongs to the caller. Idempotent. */
   async close(): Promise<void> {}
 
-  /**
-   * Runs a session script (KEYS session + data; ARGV now, idleMs, maxLifetimeMs, …args) pipelined with
-   * the index update, in one round trip. The index lives in another slot, so it cannot join the
-   * script; it gets the expiry the script most likely set (`score`) and {@link reconcileIndex} fixes
-   * the rare misses afterwards. `ZADD XX` keeps a refresh of a gone session from re-adding it.
-   */
-  private async refreshing(
-    id: string,
-    script: LuaScript,
-    now: number,
-    args: Array<string | number>,
-    index: { score: number; addToIndex: boolean } = { score: now + this.ttl.idleMs, addToIndex: false },
-  ): Promise<unknown> {
-    const pipeline = this.redis.pipeline();
-    script.queue(
-      pipeline,
-      [this.keys.session(id), this.keys.data(id)],
-      [now, this.ttl.idleMs, this.ttl.maxLifetimeMs, ...args],
-    );
-    if (index.addToIndex) pipeline.zadd(this.keys.sessionIndex(), index.score, id);
-    else pipeline.zadd(this.keys.sessionIndex(), 'XX', index.score, id);
-    // Every index member expires within idleMs of its last write, so the index outlives them all.
-    pipeline.pexpire(this.keys.sessionIndex(), this.ttl.maxLifetimeMs + this.ttl.idleMs);
-    const [reply] = await execPipeline(pipeline, this.timeoutMs);
-    return reply;
+  /** KEYS of the session scripts: record, data and the shard's index (one slot). */
+  private sessionKeys(id: string): string[] {
+    return [this.keys.session(id), this.keys.data(id), this.keys.sessionIndexOf(id)];
   }
 
-  /**
-   * Puts back the index score a pipelined refresh slid for a session the script left alone (another
-   * principal's, or a fenced write): from its remaining TTL, read now when not known.
-   */
-  private async restoreIndex(id: string, now: number, pttl: number | undefined): Promise<void> {
-    const ttl = pttl ?? (await call(this.redis.pttl(this.keys.session(id)), this.timeoutMs));
-    if (ttl > 0) await call(this.redis.zadd(this.keys.sessionIndex(), 'XX', now + ttl, id), this.timeoutMs);
-  }
-
-  /**
-   * Second round trip, only when the pipelined index score was wrong: the session is gone (ZREM) or its
-   * TTL was capped by the maximum lifetime (the last `idleMs` of its life) or the id was taken.
-   */
-  private async reconcileIndex(id: string, now: number, ttl: number, score: number): Promise<void> {
-    if (ttl < 0) await call(this.redis.zrem(this.keys.sessionIndex(), id), this.timeoutMs);
-    else if (now + ttl !== score) {
-      await call(this.redis.zadd(this.keys.sessionIndex(), 'XX', now + ttl, id), this.timeoutMs);
-    }
+  /** The first ARGV of the session scripts: now, the lifetime rule, and the session id (index member). */
+  private lifetime(now: number, id: string): Array<string | number> {
+    return [now, this.ttl.idleMs, this.ttl.maxLifetimeMs, id];
   }
 }
 
-/** refresh-session.lua's answer for another principal's session. */
-const FOREIGN = -3;
 /** update-session.lua's answer when the fence does not hold. */
 const FENCED = -2;
 

@@ -1,7 +1,7 @@
-import type { Redis } from 'ioredis';
 import { FleetError } from '../errors.js';
-import { call, DEFAULT_COMMAND_TIMEOUT_MS, execPipeline } from '../redis/call.js';
-import type { RedisKeys } from '../redis/keys.js';
+import { call, DEFAULT_COMMAND_TIMEOUT_MS } from '../redis/call.js';
+import { pipelinePerSlot, type RedisClient } from '../redis/client.js';
+import { ALL_SHARDS, groupByShard, type RedisKeys } from '../redis/keys.js';
 import { defineLuaScript, type LuaScript } from '../redis/lua-script.js';
 import type { StreamRecord, StreamRegistry } from './stream-registry.js';
 
@@ -27,21 +27,18 @@ const DEFAULT_LIST_LIMIT = 100;
 
 /**
  * {@link StreamRegistry} in Redis. A record is a hash at `keys.holder(sessionId, streamId)` that
- * expires `heartbeatTtlMs` after its holder's last heartbeat; the index `keys.streamIndex()` is a
- * sorted set of `<sessionId> <streamId>` by expiry, used by {@link count} and {@link list}.
- *
- * The index sits in another slot than the records, so it is updated in the same pipeline but not
- * in the same script. A race (a release and a claim of one stream at once) can leave the index off
- * for one stream until its holder's next heartbeat, which always rewrites the entry; stale entries
- * fall out by score. The client is the caller's: the registry never closes it.
+ * expires `heartbeatTtlMs` after its holder's last heartbeat; the shard's index `keys.streamIndex`
+ * is a sorted set of `<sessionId> <streamId>` by expiry, used by {@link count} and {@link list}. The
+ * record and its index entry share the session's shard slot, so each step is one script. The client
+ * is the caller's: the registry never closes it.
  */
 export class RedisStreamRegistry implements StreamRegistry {
   private readonly heartbeatTtlMs: number;
   private readonly timeoutMs: number;
-  private readonly scripts: Record<'claim' | 'heartbeat' | 'release', LuaScript>;
+  private readonly scripts: Record<'claim' | 'heartbeat' | 'release' | 'count', LuaScript>;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     opts: RedisStreamRegistryOptions = {},
   ) {
@@ -51,21 +48,23 @@ export class RedisStreamRegistry implements StreamRegistry {
       claim: defineLuaScript(redis, 'claim-stream'),
       heartbeat: defineLuaScript(redis, 'heartbeat-stream'),
       release: defineLuaScript(redis, 'release-stream'),
+      count: defineLuaScript(redis, 'count-index'),
     };
   }
 
   /** {@inheritDoc StreamRegistry.claim} */
   async claim(record: StreamRecord): Promise<string | undefined> {
-    const pipeline = this.redis.pipeline();
-    this.scripts.claim.queue(
-      pipeline,
-      [this.keys.holder(record.sessionId, record.streamId)],
-      [this.heartbeatTtlMs, record.instanceId, ...encodeRecord(record)],
+    const previous = await this.scripts.claim.run(
+      this.streamKeys(record.sessionId, record.streamId),
+      [
+        this.heartbeatTtlMs,
+        record.instanceId,
+        Date.now(),
+        member(record.sessionId, record.streamId),
+        ...encodeRecord(record),
+      ],
+      this.timeoutMs,
     );
-    this.indexWrite(pipeline, [
-      [Date.now() + this.heartbeatTtlMs, member(record.sessionId, record.streamId)],
-    ]);
-    const [previous] = await execPipeline(pipeline, this.timeoutMs);
     return typeof previous === 'string' ? previous : undefined;
   }
 
@@ -75,90 +74,97 @@ export class RedisStreamRegistry implements StreamRegistry {
     return decodeRecord(sessionId, streamId, hash);
   }
 
-  /** {@inheritDoc StreamRegistry.heartbeat} */
+  /** {@inheritDoc StreamRegistry.heartbeat} One script per stream, grouped per shard slot. */
   async heartbeat(
     streams: Array<{ sessionId: string; streamId: string }>,
     instanceId: string,
   ): Promise<void> {
-    if (streams.length === 0) return;
     const now = Date.now();
-    const score = now + this.heartbeatTtlMs;
-    const pipeline = this.redis.pipeline();
-    for (const s of streams) {
-      this.scripts.heartbeat.queue(
-        pipeline,
-        [this.keys.holder(s.sessionId, s.streamId)],
-        [this.heartbeatTtlMs, instanceId, now],
-      );
-    }
-    // Plain ZADD (not XX) so a heartbeat also heals an entry a racing release removed.
-    this.indexWrite(
-      pipeline,
-      streams.map((s) => [score, member(s.sessionId, s.streamId)]),
+    await pipelinePerSlot(
+      this.redis,
+      groupByShard(streams, (s) => s.sessionId),
+      (p, group) => {
+        for (const s of group) {
+          this.scripts.heartbeat.queue(p, this.streamKeys(s.sessionId, s.streamId), [
+            this.heartbeatTtlMs,
+            instanceId,
+            now,
+            member(s.sessionId, s.streamId),
+          ]);
+        }
+      },
+      this.timeoutMs,
     );
-    const replies = await execPipeline(pipeline, this.timeoutMs);
-    // Rare: streams this instance no longer holds. Fix their index entries in a second round trip.
-    const fix = this.redis.pipeline();
-    streams.forEach((s, i) => {
-      const ttl = replies[i] as number;
-      if (ttl < 0) fix.zrem(this.keys.streamIndex(), member(s.sessionId, s.streamId));
-      else if (ttl !== this.heartbeatTtlMs)
-        fix.zadd(this.keys.streamIndex(), now + ttl, member(s.sessionId, s.streamId));
-    });
-    if (fix.length > 0) await execPipeline(fix, this.timeoutMs);
   }
 
   /** {@inheritDoc StreamRegistry.release} */
   async release(sessionId: string, streamId: string, instanceId: string): Promise<void> {
-    const pipeline = this.redis.pipeline();
-    this.scripts.release.queue(pipeline, [this.keys.holder(sessionId, streamId)], [instanceId]);
-    pipeline.zrem(this.keys.streamIndex(), member(sessionId, streamId));
-    const [othersTtl] = await execPipeline(pipeline, this.timeoutMs);
-    // Another instance holds the stream: the ZREM above was wrong for it, put its entry back.
-    if (typeof othersTtl === 'number' && othersTtl > 0) {
-      const fix = this.redis.pipeline();
-      fix.zadd(this.keys.streamIndex(), Date.now() + othersTtl, member(sessionId, streamId));
-      await execPipeline(fix, this.timeoutMs);
-    }
+    await this.scripts.release.run(
+      this.streamKeys(sessionId, streamId),
+      [instanceId, member(sessionId, streamId)],
+      this.timeoutMs,
+    );
   }
 
   /** {@inheritDoc StreamRegistry.count} */
   async count(): Promise<number> {
-    const pipeline = this.redis.pipeline();
-    pipeline.zremrangebyscore(this.keys.streamIndex(), '-inf', Date.now());
-    pipeline.zcard(this.keys.streamIndex());
-    const [, count] = await execPipeline(pipeline, this.timeoutMs);
-    return count as number;
+    const now = Date.now();
+    const replies = await pipelinePerSlot(
+      this.redis,
+      ALL_SHARDS,
+      (p, shard) => this.scripts.count.queue(p, [this.keys.streamIndex(shard)], [now]),
+      this.timeoutMs,
+    );
+    return replies.reduce((n, [count]) => n + Number(count), 0);
   }
 
-  /** {@inheritDoc StreamRegistry.list} */
+  /** {@inheritDoc StreamRegistry.list} Every shard's index, then the records, oldest heartbeat first. */
   async list(limit = DEFAULT_LIST_LIMIT): Promise<StreamRecord[]> {
     if (limit <= 0) return [];
-    const pipeline = this.redis.pipeline();
-    pipeline.zremrangebyscore(this.keys.streamIndex(), '-inf', Date.now());
-    pipeline.zrange(this.keys.streamIndex(), 0, limit - 1);
-    const [, members] = (await execPipeline(pipeline, this.timeoutMs)) as [unknown, string[]];
-    if (members.length === 0) return [];
-    const ids = members.map(splitMember);
-    const reads = this.redis.pipeline();
-    for (const [sessionId, streamId] of ids) reads.hgetall(this.keys.holder(sessionId, streamId));
-    const hashes = await execPipeline(reads, this.timeoutMs);
-    const records: StreamRecord[] = [];
-    ids.forEach(([sessionId, streamId], i) => {
-      // A record may expire between the two reads; it is simply not held any more.
-      const record = decodeRecord(sessionId, streamId, hashes[i] as Record<string, string>);
-      if (record) records.push(record);
+    const now = Date.now();
+    const perShard = await pipelinePerSlot(
+      this.redis,
+      ALL_SHARDS,
+      (p, shard) => {
+        p.zrangebyscore(this.keys.streamIndex(shard), now, '+inf', 'WITHSCORES', 'LIMIT', 0, limit);
+      },
+      this.timeoutMs,
+    );
+    const entries: Array<{ sessionId: string; streamId: string; score: number }> = [];
+    for (const [flat] of perShard) {
+      const f = flat as string[];
+      for (let i = 0; i + 1 < f.length; i += 2) {
+        const [sessionId, streamId] = splitMember(f[i]!);
+        entries.push({ sessionId, streamId, score: Number(f[i + 1]) });
+      }
+    }
+    entries.sort((a, b) => a.score - b.score);
+    const chosen = entries.slice(0, limit);
+    const hashes = await pipelinePerSlot(
+      this.redis,
+      groupByShard(chosen, (e) => e.sessionId),
+      (p, group) => {
+        for (const e of group) p.hgetall(this.keys.holder(e.sessionId, e.streamId));
+      },
+      this.timeoutMs,
+    );
+    const bySession = new Map<string, StreamRecord>();
+    groupByShard(chosen, (e) => e.sessionId).forEach((group, gi) => {
+      group.forEach((e, i) => {
+        // A record may expire between the two reads; it is simply not held any more.
+        const record = decodeRecord(e.sessionId, e.streamId, hashes[gi]![i] as Record<string, string>);
+        if (record) bySession.set(member(e.sessionId, e.streamId), record);
+      });
     });
-    return records;
+    return chosen.flatMap((e) => bySession.get(member(e.sessionId, e.streamId)) ?? []);
   }
 
   /** Nothing to release: the client belongs to the caller. Idempotent. */
   async close(): Promise<void> {}
 
-  /** Index entries at their expiry, and the index's own TTL (it outlives every entry it holds). */
-  private indexWrite(pipeline: ReturnType<Redis['pipeline']>, entries: Array<[number, string]>): void {
-    pipeline.zadd(this.keys.streamIndex(), ...entries.flat());
-    pipeline.pexpire(this.keys.streamIndex(), this.heartbeatTtlMs);
+  /** KEYS of the stream scripts: the record and its shard's index (one slot). */
+  private streamKeys(sessionId: string, streamId: string): string[] {
+    return [this.keys.holder(sessionId, streamId), this.keys.streamIndexOf(sessionId)];
   }
 }
 

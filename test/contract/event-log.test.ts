@@ -1,194 +1,15 @@
-import { afterEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { FleetError } from '../../src/errors.js';
-import type { EventLog, StoredEvent } from '../../src/events/event-log.js';
 import { MemoryEventLog } from '../../src/events/memory-event-log.js';
 import { RedisEventLog } from '../../src/events/redis-event-log.js';
 import { MemorySessionStore } from '../../src/store/memory-session-store.js';
 import { RedisSessionStore } from '../../src/store/redis-session-store.js';
-import type { SessionStore } from '../../src/store/session-store.js';
 import { scanKeys, useRedisPair } from '../helpers/redis-server.js';
-
-/** Two handles on one log (two connections for Redis, the same object for memory). */
-interface Logs {
-  a: EventLog;
-  b: EventLog;
-}
-type MakeLogs = (opts: { maxEvents: number; ttlMs: number }) => Logs;
-
-const DEFAULTS = { maxEvents: 1000, ttlMs: 60_000 };
-
-const newSession = () => randomBytes(16).toString('base64url');
-const seqs = (events: StoredEvent[]) => events.map((e) => e.seq);
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
-
-/** The EventLog contract; `make` is called inside tests, after the suite's `before` hooks. */
-function contract(make: MakeLogs): void {
-  const opened: EventLog[] = [];
-  const open = (opts = DEFAULTS): Logs => {
-    const logs = make(opts);
-    opened.push(logs.a, logs.b);
-    return logs;
-  };
-  afterEach(async () => {
-    await Promise.all(opened.splice(0).map((l) => l.close()));
-  });
-
-  it('numbers events 1, 2, … per stream and reads them back in order', async () => {
-    const { a, b } = open();
-    const sid = newSession();
-    assert.equal(await a.lastSeq(sid, 'GET'), 0);
-    assert.deepEqual(await a.readAfter(sid, 'GET', 0), []);
-    assert.deepEqual(await a.append(sid, 'GET', ['{"m":1}', '{"m":2}', '{"m":3}']), [1, 2, 3]);
-    assert.deepEqual(await b.append(sid, 'GET', ['{"m":4}']), [4]);
-    assert.deepEqual(await b.readAfter(sid, 'GET', 0), [
-      { seq: 1, data: '{"m":1}' },
-      { seq: 2, data: '{"m":2}' },
-      { seq: 3, data: '{"m":3}' },
-      { seq: 4, data: '{"m":4}' },
-    ]);
-    assert.deepEqual(await a.readAfter(sid, 'GET', 2), [
-      { seq: 3, data: '{"m":3}' },
-      { seq: 4, data: '{"m":4}' },
-    ]);
-    assert.deepEqual(await a.readAfter(sid, 'GET', 4), []);
-    assert.deepEqual(await a.readAfter(sid, 'GET', 99), []);
-    assert.equal(await b.lastSeq(sid, 'GET'), 4);
-  });
-
-  it('keeps streams and sessions apart', async () => {
-    const { a } = open();
-    const [s1, s2] = [newSession(), newSession()];
-    await a.append(s1, 'GET', ['a']);
-    assert.deepEqual(await a.append(s1, 'post-1', ['b', 'c']), [1, 2]);
-    assert.deepEqual(await a.append(s2, 'GET', ['d']), [1]);
-    assert.deepEqual(await a.readAfter(s1, 'GET', 0), [{ seq: 1, data: 'a' }]);
-    assert.equal(await a.lastSeq(s1, 'post-1'), 2);
-    assert.equal(await a.lastSeq(s2, 'post-1'), 0);
-  });
-
-  it('appends nothing for an empty batch', async () => {
-    const { a } = open();
-    const sid = newSession();
-    assert.deepEqual(await a.append(sid, 'GET', []), []);
-    assert.equal(await a.lastSeq(sid, 'GET'), 0);
-    await a.append(sid, 'GET', ['x']);
-    assert.deepEqual(await a.append(sid, 'GET', []), []);
-    assert.equal(await a.lastSeq(sid, 'GET'), 1);
-  });
-
-  it('stores any string verbatim', async () => {
-    const { a } = open();
-    const sid = newSession();
-    const data = [
-      '',
-      'line\nbreak',
-      'ünïcødé ✓',
-      JSON.stringify({ jsonrpc: '2.0', method: 'x', params: { d: 'data: y' } }),
-    ];
-    await a.append(sid, 'GET', data);
-    assert.deepEqual(
-      (await a.readAfter(sid, 'GET', 0)).map((e) => e.data),
-      data,
-    );
-  });
-
-  it('caps the log, oldest first, and still knows the last seq', async () => {
-    const { a } = open({ maxEvents: 10, ttlMs: 60_000 });
-    const sid = newSession();
-    for (let i = 0; i < 30; i++)
-      await a.append(
-        sid,
-        'GET',
-        range(1, 10).map((j) => `e${i * 10 + j}`),
-      );
-    const kept = await a.readAfter(sid, 'GET', 0);
-    // Redis trims approximately (MAXLEN ~, whole nodes): at least maxEvents stay, far fewer than 300.
-    assert.ok(kept.length >= 10 && kept.length < 300, `kept ${kept.length}`);
-    assert.deepEqual(seqs(kept), range(301 - kept.length, 300), 'the newest events, consecutive');
-    assert.equal(kept.at(-1)?.data, 'e300');
-    assert.equal(await a.lastSeq(sid, 'GET'), 300);
-    assert.deepEqual(await a.readAfter(sid, 'GET', 1), kept, 'trimmed past: every kept event');
-    assert.deepEqual(seqs(await a.readAfter(sid, 'GET', 295)), range(296, 300));
-    assert.deepEqual(await a.append(sid, 'GET', ['next']), [301]);
-  });
-
-  it('gives concurrent appends from two clients distinct consecutive seqs', async () => {
-    const { a, b } = open();
-    const sid = newSession();
-    const batches = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => (i % 2 ? a : b).append(sid, 'GET', [`${i}.0`, `${i}.1`])),
-    );
-    for (const batch of batches) assert.equal(batch[1], batch[0]! + 1, 'one batch is one block');
-    assert.deepEqual(
-      batches.flat().sort((x, y) => x - y),
-      range(1, 100),
-    );
-    const events = await a.readAfter(sid, 'GET', 0);
-    assert.deepEqual(seqs(events), range(1, 100));
-    batches.forEach((batch, i) => {
-      assert.equal(events[batch[0]! - 1]?.data, `${i}.0`);
-      assert.equal(events[batch[1]! - 1]?.data, `${i}.1`);
-    });
-  });
-
-  it('deletes a log, after which numbering starts again', async () => {
-    const { a, b } = open();
-    const sid = newSession();
-    await a.append(sid, 'GET', ['a', 'b']);
-    await b.delete(sid, 'GET');
-    assert.equal(await a.lastSeq(sid, 'GET'), 0);
-    assert.deepEqual(await a.readAfter(sid, 'GET', 0), []);
-    assert.deepEqual(await a.append(sid, 'GET', ['c']), [1]);
-    await b.delete(sid, 'never-written');
-  });
-
-  it('expires a log ttlMs after its last append', async () => {
-    const { a } = open({ maxEvents: 100, ttlMs: 300 });
-    const sid = newSession();
-    await a.append(sid, 'GET', ['a']);
-    await sleep(200);
-    await a.append(sid, 'GET', ['b']);
-    await sleep(200);
-    assert.equal(await a.lastSeq(sid, 'GET'), 2, 'the append refreshed the TTL');
-    await sleep(250);
-    assert.equal(await a.lastSeq(sid, 'GET'), 0);
-    assert.deepEqual(await a.readAfter(sid, 'GET', 0), []);
-  });
-
-  it('rejects a sequence number that is not a non-negative integer', async () => {
-    const { a } = open();
-    for (const bad of [-1, 1.5, Number.NaN])
-      await assert.rejects(a.readAfter(newSession(), 'GET', bad), RangeError);
-  });
-
-  it('deleteSession removes every log of the session and nothing of other sessions', async () => {
-    const { a, b } = open();
-    const [s1, s2] = [newSession(), newSession()];
-    await a.append(s1, 'GET', ['1']);
-    await a.append(s1, 'p1', ['1', '2']);
-    await b.append(s1, 'p2', ['1']);
-    await a.append(s2, 'GET', ['x']);
-    await b.deleteSession(s1);
-    for (const stream of ['GET', 'p1', 'p2']) {
-      assert.deepEqual(await a.readAfter(s1, stream, 0), [], stream);
-      assert.equal(await a.lastSeq(s1, stream), 0, stream);
-    }
-    assert.deepEqual(seqs(await a.readAfter(s2, 'GET', 0)), [1]);
-    await a.deleteSession(newSession()); // nothing to delete: fine
-  });
-
-  it('closes idempotently', async () => {
-    const { a } = open();
-    await a.close();
-    await a.close();
-  });
-}
+import { newSession, seqs, eventLogContract, fencedEventLogContract } from './suites/event-log.js';
 
 describe('MemoryEventLog', () => {
-  contract((opts) => {
+  eventLogContract((opts) => {
     const log = new MemoryEventLog(opts);
     return { a: log, b: log };
   });
@@ -204,7 +25,7 @@ describe('MemoryEventLog', () => {
 describe('RedisEventLog', () => {
   const rp = useRedisPair();
 
-  contract((opts) => ({
+  eventLogContract((opts) => ({
     a: new RedisEventLog(rp.c1, rp.keys, opts),
     b: new RedisEventLog(rp.c2, rp.keys, opts),
   }));
@@ -241,42 +62,8 @@ describe('RedisEventLog', () => {
   });
 });
 
-/** Fenced appends (an owner writing for its session) against the session store of the same backend. */
-function fencedContract(make: () => { log: EventLog; store: SessionStore }): void {
-  it('appends only while the fence (owner, epoch) still holds', async () => {
-    const { log, store } = make();
-    const sid = newSession();
-    await store.create({
-      id: sid,
-      principal: 'p',
-      transport: 'streamable-http',
-      protocolVersion: '2025-11-25',
-      initialize: {
-        protocolVersion: '2025-11-25',
-        capabilities: {},
-        clientInfo: { name: 'c', version: '1' },
-      },
-      createdAt: Date.now(),
-      owner: 'i1',
-      epoch: 1,
-    });
-    const mine = { owner: 'i1', epoch: 1 };
-    assert.deepEqual(await log.append(sid, 's', ['a'], mine), [1]);
-    await store.claim(sid, 'i2', mine);
-    await assert.rejects(log.append(sid, 's', ['b'], mine), isCode('NOT_OWNER'));
-    assert.deepEqual(seqs(await log.readAfter(sid, 's', 0)), [1], 'nothing appended when fenced off');
-    assert.deepEqual(await log.append(sid, 's', ['c'], { owner: 'i2', epoch: 2 }), [2]);
-    await store.delete(sid);
-    await assert.rejects(log.append(sid, 's', ['d'], { owner: 'i2', epoch: 2 }), isCode('SESSION_NOT_FOUND'));
-    // An unfenced append (an instance answering for a producer that is gone) needs no session.
-    assert.deepEqual(await log.append(sid, 's', ['e']), [3]);
-  });
-}
-
-const isCode = (code: string) => (err: unknown) => err instanceof FleetError && err.code === code;
-
 describe('MemoryEventLog fenced by MemorySessionStore', () => {
-  fencedContract(() => {
+  fencedEventLogContract(() => {
     const store = new MemorySessionStore({ idleMs: 60_000, maxLifetimeMs: 600_000 });
     const log = new MemoryEventLog({ ttlMs: 60_000, checkFence: (sid, f) => store.checkFence(sid, f) });
     return { log, store };
@@ -285,7 +72,7 @@ describe('MemoryEventLog fenced by MemorySessionStore', () => {
 
 describe('RedisEventLog fenced by RedisSessionStore', () => {
   const rp = useRedisPair();
-  fencedContract(() => ({
+  fencedEventLogContract(() => ({
     log: new RedisEventLog(rp.c1, rp.keys, { ttlMs: 60_000 }),
     store: new RedisSessionStore(rp.c2, rp.keys, { idleMs: 60_000, maxLifetimeMs: 600_000 }),
   }));

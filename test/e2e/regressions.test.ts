@@ -11,6 +11,7 @@ import type { Redis } from 'ioredis';
 import { createFleet } from '../../src/index.js';
 import type { Fleet, FleetOptions, Logger } from '../../src/index.js';
 import { rawPost } from '../helpers/mcp-client.js';
+import { RedisKeys } from '../../src/redis/keys.js';
 import { TestRedis } from '../helpers/redis-server.js';
 import { SseReader, type SseEvent } from '../helpers/sse-reader.js';
 
@@ -559,7 +560,7 @@ describe('regressions of the review findings', () => {
   it('resource subscriptions: a failed subscribe is not persisted; more than 256, or a 3000-char URI, is a 400', async () => {
     const prefix = TestRedis.prefix();
     const subsOf = async (sid: string) => {
-      const raw = await admin.hget(`${prefix}{${sid}}:session`, 'subs');
+      const raw = await admin.hget(new RedisKeys(prefix).session(sid), 'subs');
       return raw ? (JSON.parse(raw) as string[]) : [];
     };
     const subscribe = (uri: string, id: number | string = 1) => ({
@@ -643,7 +644,7 @@ describe('regressions of the review findings', () => {
     try {
       const sid = await initSession(s.url);
       const stored = async () => {
-        const raw = await admin.hget(`${prefix}{${sid}}:session`, 'subs');
+        const raw = await admin.hget(new RedisKeys(prefix).session(sid), 'subs');
         return new Set(raw ? (JSON.parse(raw) as string[]) : []);
       };
       const uri = (i: number) => `file:///r/${i}`;

@@ -15,6 +15,7 @@ import { Redis } from 'ioredis';
 import { startCluster, type Instance } from '../helpers/instances.js';
 import { connectClient, initBody, rawPost, textOf } from '../helpers/mcp-client.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
+import { RedisKeys } from '../../src/redis/keys.js';
 import { TestRedis } from '../helpers/redis-server.js';
 import { SseReader } from '../helpers/sse-reader.js';
 
@@ -93,7 +94,7 @@ describe('server-to-client traffic across 3 instances', () => {
 
   /** The instance id holding a session's stream, from the transport session record. */
   async function holderOf(sessionId: string, streamId = 'standalone'): Promise<string | undefined> {
-    const v = await admin.hget(`${prefix}{${sessionId}}:holder:${streamId}`, 'instanceId');
+    const v = await admin.hget(new RedisKeys(prefix).holder(sessionId, streamId), 'instanceId');
     return v ?? undefined;
   }
 

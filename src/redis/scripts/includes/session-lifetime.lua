@@ -1,20 +1,27 @@
 -- Included by the session scripts (they cannot import one another): the one place that applies the
--- session lifetime rule, ttl = min(idleMs, createdAt + maxLifetimeMs - now).
+-- session lifetime rule, ttl = min(idleMs, createdAt + maxLifetimeMs - now), and keeps the shard's
+-- session index (score = expiry) in step with it.
 
--- Refreshes the TTL of a session hash and of its data hash (same hash tag). Deletes both when the
--- session is past its maximum lifetime. Returns the new TTL in ms, or -1 when the session is gone.
-local function refreshSession(sessionKey, dataKey, now, idleMs, maxLifetimeMs)
+-- Refreshes the TTL of a session hash and of its data hash, and its score in the index (all in one
+-- shard's slot). Deletes the session when it is past its maximum lifetime. Returns the new TTL in
+-- ms, or -1 when the session is gone (its index entry removed too).
+local function refreshSession(sessionKey, dataKey, indexKey, id, now, idleMs, maxLifetimeMs)
   local createdAt = redis.call('HGET', sessionKey, 'createdAt')
   if not createdAt then
+    redis.call('ZREM', indexKey, id)
     return -1
   end
   local ttl = math.min(idleMs, tonumber(createdAt) + maxLifetimeMs - now)
   if ttl <= 0 then
     -- Past its lifetime but not yet expired by Redis (the idle TTL outlived the cap): end it now.
     redis.call('DEL', sessionKey, dataKey)
+    redis.call('ZREM', indexKey, id)
     return -1
   end
   redis.call('PEXPIRE', sessionKey, ttl)
   redis.call('PEXPIRE', dataKey, ttl)
+  redis.call('ZADD', indexKey, now + ttl, id)
+  -- Every member expires within idleMs of its last refresh: the index outlives them all.
+  redis.call('PEXPIRE', indexKey, idleMs + maxLifetimeMs)
   return ttl
 end
