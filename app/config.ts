@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { z } from 'zod';
+import type { RedisConnection } from '../src/index.js';
 
 /** HMAC algorithms accepted for `JWT_ALGORITHM` (shared-secret tokens only). */
 export const JWT_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
@@ -23,8 +24,15 @@ export interface AppConfig {
   port: number;
   /** PostgreSQL URL; `undefined` → embedded, in-memory PGlite seeded with sample data. */
   databaseUrl: string | undefined;
-  /** Redis URL; `undefined` → in-memory sessions (one instance only). */
-  redisUrl: string | undefined;
+  /**
+   * Where sessions live: a Redis URL (`REDIS_URL`), Sentinel (`REDIS_SENTINELS` + `REDIS_SENTINEL_NAME`)
+   * or Cluster (`REDIS_CLUSTER_NODES`); `undefined` → in-memory sessions (one instance only).
+   */
+  redis: RedisConnection | undefined;
+  /** Replicas that must have a new session before `initialize` is answered (`REDIS_REPLICAS_ON_CREATE`). */
+  redisReplicasOnCreate: number;
+  /** Pub/sub flavour on a Cluster (`REDIS_PUBSUB`). */
+  redisPubSub: 'sharded' | 'classic';
   /**
    * JWT verification settings; `undefined` → anonymous access (development only). `issuer` / `audience`, when
    * set, are required values of the `iss` / `aud` claims.
@@ -56,7 +64,14 @@ export class ConfigError extends Error {
 }
 
 /** Variables whose values are never echoed in error messages (they may hold credentials). */
-const SECRET_VARS = new Set(['JWT_SECRET_KEY', 'VIRUSTOTAL_API_KEY', 'DATABASE_URL', 'REDIS_URL']);
+const SECRET_VARS = new Set([
+  'JWT_SECRET_KEY',
+  'VIRUSTOTAL_API_KEY',
+  'DATABASE_URL',
+  'REDIS_URL',
+  'REDIS_PASSWORD',
+  'REDIS_SENTINEL_PASSWORD',
+]);
 
 /** `''` in an env file means "not set". */
 const blankToUndefined = (v: unknown): unknown => (typeof v === 'string' && v.trim() === '' ? undefined : v);
@@ -124,6 +139,23 @@ function commaList() {
     });
 }
 
+/** A comma-separated list of `host:port` (Sentinel or Cluster nodes). */
+function hostPortList() {
+  const expected = 'expected a comma-separated list of host:port (e.g. redis-0:26379,redis-1:26379)';
+  return commaList().pipe(
+    z.array(
+      z
+        .string()
+        .regex(/^[^\s:]+:\d{1,5}$/, { error: expected })
+        .transform((hp) => {
+          const at = hp.lastIndexOf(':');
+          return { host: hp.slice(0, at), port: Number(hp.slice(at + 1)) };
+        })
+        .refine((n) => n.port > 0 && n.port <= 65_535, { error: expected }),
+    ),
+  );
+}
+
 /** Longest `SESSION_TTL_SECONDS` / `SESSION_MAX_LIFETIME_SECONDS`: 31 days. */
 const MAX_SESSION_SECONDS = 31 * 24 * 3600;
 
@@ -143,6 +175,19 @@ const envSchema = z
     MCP_SERVER_PORT: integer(0, 65_535, 9100),
     DATABASE_URL: optional(urlWithScheme(['postgres', 'postgresql'])),
     REDIS_URL: optional(urlWithScheme(['redis', 'rediss'])),
+    REDIS_SENTINELS: optional(hostPortList()),
+    REDIS_SENTINEL_NAME: optional(
+      z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, { error: 'expected the master name of the sentinels' }),
+    ),
+    REDIS_SENTINEL_PASSWORD: optional(z.string()),
+    REDIS_CLUSTER_NODES: optional(hostPortList()),
+    REDIS_USERNAME: optional(
+      z.string().regex(/^[\x21-\x7e]{1,256}$/, { error: 'expected an ACL user name' }),
+    ),
+    REDIS_PASSWORD: optional(z.string()),
+    REDIS_TLS: booleanVar(false),
+    REDIS_REPLICAS_ON_CREATE: integer(0, 5, 0),
+    REDIS_PUBSUB: enumVar(['sharded', 'classic'], 'sharded'),
     JWT_SECRET_KEY: optional(
       z.string().min(32, { error: 'expected a secret of at least 32 characters (256 bits)' }),
     ),
@@ -185,6 +230,57 @@ const envSchema = z
         });
       }
     }
+    const kinds = (['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'] as const).filter(
+      (k) => env[k] !== undefined,
+    );
+    if (kinds.length > 1) {
+      for (const k of kinds) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [k],
+          message: `set only one of REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES (got ${kinds.join(', ')})`,
+        });
+      }
+    }
+    if (env.REDIS_SENTINELS !== undefined && env.REDIS_SENTINEL_NAME === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REDIS_SENTINEL_NAME'],
+        message: 'required with REDIS_SENTINELS: the master name the sentinels monitor',
+      });
+    }
+    for (const k of ['REDIS_SENTINEL_NAME', 'REDIS_SENTINEL_PASSWORD'] as const) {
+      if (env[k] !== undefined && env.REDIS_SENTINELS === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [k],
+          message: 'only used with REDIS_SENTINELS: set it too, or unset this',
+        });
+      }
+    }
+    const nodes = env.REDIS_SENTINELS !== undefined || env.REDIS_CLUSTER_NODES !== undefined;
+    for (const k of ['REDIS_USERNAME', 'REDIS_PASSWORD'] as const) {
+      if (env[k] !== undefined && !nodes) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [k],
+          message:
+            env.REDIS_URL !== undefined
+              ? 'with REDIS_URL, put the credentials in the URL (redis://user:password@host:port)'
+              : 'only used with REDIS_SENTINELS or REDIS_CLUSTER_NODES',
+        });
+      }
+    }
+    if (env.REDIS_TLS && !nodes) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REDIS_TLS'],
+        message:
+          env.REDIS_URL !== undefined
+            ? 'with REDIS_URL, use a rediss:// URL for TLS'
+            : 'only used with REDIS_SENTINELS or REDIS_CLUSTER_NODES',
+      });
+    }
     if (env.SESSION_TTL_SECONDS > env.SESSION_MAX_LIFETIME_SECONDS) {
       ctx.addIssue({
         code: 'custom',
@@ -193,6 +289,25 @@ const envSchema = z
       });
     }
   });
+
+/** The `redis` option of the fleet from the validated variables. */
+function redisConnection(e: z.infer<typeof envSchema>): RedisConnection | undefined {
+  const auth = {
+    ...(e.REDIS_USERNAME === undefined ? {} : { username: e.REDIS_USERNAME }),
+    ...(e.REDIS_PASSWORD === undefined ? {} : { password: e.REDIS_PASSWORD }),
+    ...(e.REDIS_TLS ? { tls: true } : {}),
+  };
+  if (e.REDIS_SENTINELS !== undefined) {
+    return {
+      sentinels: e.REDIS_SENTINELS,
+      name: e.REDIS_SENTINEL_NAME!,
+      ...auth,
+      ...(e.REDIS_SENTINEL_PASSWORD === undefined ? {} : { sentinelPassword: e.REDIS_SENTINEL_PASSWORD }),
+    };
+  }
+  if (e.REDIS_CLUSTER_NODES !== undefined) return { nodes: e.REDIS_CLUSTER_NODES, ...auth };
+  return e.REDIS_URL;
+}
 
 function describeIssue(issue: z.core.$ZodIssue, env: Record<string, string | undefined>): string {
   const name = String(issue.path[0] ?? 'configuration');
@@ -222,7 +337,9 @@ export function parseConfig(env: Record<string, string | undefined>): AppConfig 
     host: e.MCP_SERVER_HOST,
     port: e.MCP_SERVER_PORT,
     databaseUrl: e.DATABASE_URL,
-    redisUrl: e.REDIS_URL,
+    redis: redisConnection(e),
+    redisReplicasOnCreate: e.REDIS_REPLICAS_ON_CREATE,
+    redisPubSub: e.REDIS_PUBSUB,
     jwt:
       e.JWT_SECRET_KEY === undefined
         ? undefined

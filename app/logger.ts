@@ -13,9 +13,17 @@ export const REDACT_PATHS = [
   'req.headers.authorization',
   'req.headers.cookie',
   'req.headers["x-apikey"]',
-  ...['authorization', 'cookie', 'token', 'secret', 'apiKey', 'password', 'databaseUrl', 'redisUrl'].flatMap(
-    (key) => [key, `*.${key}`, `*.*.${key}`],
-  ),
+  ...[
+    'authorization',
+    'cookie',
+    'token',
+    'secret',
+    'apiKey',
+    'password',
+    'sentinelPassword',
+    'databaseUrl',
+    'redisUrl',
+  ].flatMap((key) => [key, `*.${key}`, `*.*.${key}`]),
 ];
 
 function prettyAvailable(): boolean {

@@ -74,8 +74,10 @@ export async function start(
       'JWT_SECRET_KEY is not set: MCP requests are served without authentication (development only)',
     );
   }
-  if (config.redisUrl === undefined && config.environment === 'production') {
-    logger.warn('REDIS_URL is not set: sessions are kept in memory, so run a single instance only');
+  if (config.redis === undefined && config.environment === 'production') {
+    logger.warn(
+      'no Redis configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): sessions are kept in memory, so run a single instance only',
+    );
   }
 
   // One registry per server: process metrics plus the fleet's (a fleet needs a registry of its own).
@@ -109,13 +111,15 @@ export async function start(
         if (fleet === undefined) throw new Error('fleet not created yet');
         return fleet;
       },
-      sessionStore: config.redisUrl === undefined ? 'memory' : 'redis',
+      sessionStore: config.redis === undefined ? 'memory' : 'redis',
       virustotal: config.virustotal,
       logger,
     };
     fleet = createFleet({
       server: (ctx) => createMainServer(ctx, deps),
-      redis: config.redisUrl,
+      redis: config.redis,
+      redisReplicasOnCreate: config.redisReplicasOnCreate,
+      redisPubSub: config.redisPubSub,
       authenticate: config.jwt === undefined ? undefined : createAuthenticator(config.jwt),
       instanceId,
       sessionTtlMs: config.sessionTtlSeconds * 1000,

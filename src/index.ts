@@ -17,3 +17,4 @@ export type {
   SessionDataSnapshot,
 } from './types.js';
 export type { Logger } from './logger.js';
+export type { RedisClusterConfig, RedisConnection, RedisSentinelConfig } from './redis/connect.js';

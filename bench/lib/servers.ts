@@ -157,7 +157,7 @@ export interface FleetServerOptions {
 export async function startFleet(o: FleetServerOptions): Promise<BenchServer & { fleet: Fleet }> {
   const fleet = createFleet({
     server: (ctx) => buildDemoServer(ctx),
-    redis: o.redisUrl,
+    redis: parseBenchRedis(o.redisUrl),
     keyPrefix: o.keyPrefix,
     instanceId: o.instanceId,
     jsonResponse: o.mode === 'json',
@@ -183,6 +183,23 @@ export async function startFleet(o: FleetServerOptions): Promise<BenchServer & {
       await stopServer(server);
     },
   };
+}
+
+/**
+ * The `redis` option from a bench URL: `redis://…` as is, `cluster://h:p,h:p` (seed nodes) or
+ * `sentinel://<name>@h:p,h:p` (the sentinels and the master's name).
+ */
+function parseBenchRedis(url: string | undefined): FleetOptions['redis'] {
+  if (url === undefined) return undefined;
+  const hostPorts = (list: string) =>
+    list.split(',').map((hp) => ({
+      host: hp.slice(0, hp.lastIndexOf(':')),
+      port: Number(hp.slice(hp.lastIndexOf(':') + 1)),
+    }));
+  if (url.startsWith('cluster://')) return { nodes: hostPorts(url.slice('cluster://'.length)) };
+  const sentinel = /^sentinel:\/\/([^@]+)@(.+)$/.exec(url);
+  if (sentinel) return { name: sentinel[1]!, sentinels: hostPorts(sentinel[2]!) };
+  return url;
 }
 
 export async function startVariant(

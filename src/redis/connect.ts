@@ -73,7 +73,9 @@ export function connectRedis(option: RedisConnection): Connected {
   if (option instanceof Cluster) return { client: option, topology: 'cluster', owned: false };
   if (typeof option === 'string') {
     if (!/^rediss?:\/\//.test(option)) {
-      throw new TypeError('createFleet: `redis` must be a redis:// or rediss:// URL (or a configuration object)');
+      throw new TypeError(
+        'createFleet: `redis` must be a redis:// or rediss:// URL (or a configuration object)',
+      );
     }
     return { client: new Redis(option, FAIL_FAST), topology: 'standalone', owned: true };
   }
@@ -103,14 +105,23 @@ export function connectRedis(option: RedisConnection): Connected {
       throw new TypeError('createFleet: a Cluster `redis` configuration needs seed `nodes`');
     }
     const tls = tlsOption(option.tls);
-    const client = new Cluster(option.nodes, clusterOptions({ username: option.username, password: option.password, tls }));
+    const client = new Cluster(
+      option.nodes,
+      clusterOptions({ username: option.username, password: option.password, tls }),
+    );
     return { client, topology: 'cluster', owned: true };
   }
-  throw new TypeError('createFleet: `redis` must be a URL, a Sentinel or Cluster configuration, or an ioredis client');
+  throw new TypeError(
+    'createFleet: `redis` must be a URL, a Sentinel or Cluster configuration, or an ioredis client',
+  );
 }
 
 /** Options of a Cluster client mcp-fleet opens (the command connection, fail fast). */
-function clusterOptions(node: { username?: string; password?: string; tls?: ConnectionOptions | undefined }): ClusterOptions {
+function clusterOptions(node: {
+  username?: string;
+  password?: string;
+  tls?: ConnectionOptions | undefined;
+}): ClusterOptions {
   return {
     // Unlike the standalone client, queue: a node connection that is still connecting (the first
     // commands to each master, a promoted replica, a node a slot was resharded to) would otherwise

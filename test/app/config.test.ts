@@ -26,7 +26,9 @@ describe('configuration', () => {
       host: '127.0.0.1',
       port: 9100,
       databaseUrl: undefined,
-      redisUrl: undefined,
+      redis: undefined,
+      redisReplicasOnCreate: 0,
+      redisPubSub: 'sharded',
       jwt: undefined,
       virustotal: undefined,
       instanceId: undefined,
@@ -65,7 +67,9 @@ describe('configuration', () => {
       host: '0.0.0.0',
       port: 8080,
       databaseUrl: 'postgresql://u:p@db:5432/app',
-      redisUrl: 'rediss://:pw@redis:6380/1',
+      redis: 'rediss://:pw@redis:6380/1',
+      redisReplicasOnCreate: 0,
+      redisPubSub: 'sharded',
       jwt: { secret: SECRET, algorithm: 'HS512', issuer: 'https://idp.example/', audience: 'mcp-fleet' },
       virustotal: { apiKey: 'vt-key', baseUrl: 'http://127.0.0.1:1234/api/v3' },
       instanceId: 'pod-a.1',
@@ -126,6 +130,22 @@ describe('configuration', () => {
       /DATABASE_URL: expected a URL starting with postgres:\/\/ or postgresql:\/\//,
     ],
     [{ REDIS_URL: 'localhost:6379' }, /REDIS_URL: expected a URL starting with redis:\/\/ or rediss:\/\//],
+    [{ REDIS_SENTINELS: 'a:26379' }, /REDIS_SENTINEL_NAME: required with REDIS_SENTINELS/],
+    [
+      { REDIS_SENTINELS: 'a', REDIS_SENTINEL_NAME: 'm' },
+      /REDIS_SENTINELS: expected a comma-separated list of host:port/,
+    ],
+    [{ REDIS_CLUSTER_NODES: 'a:0' }, /REDIS_CLUSTER_NODES: expected a comma-separated list of host:port/],
+    [{ REDIS_CLUSTER_NODES: 'a:99999' }, /REDIS_CLUSTER_NODES: expected a comma-separated list of host:port/],
+    [{ REDIS_URL: 'redis://r', REDIS_CLUSTER_NODES: 'a:7000' }, /REDIS_URL: set only one of REDIS_URL/],
+    [{ REDIS_SENTINEL_NAME: 'm' }, /REDIS_SENTINEL_NAME: only used with REDIS_SENTINELS/],
+    [
+      { REDIS_URL: 'redis://r', REDIS_PASSWORD: 'pw' },
+      /REDIS_PASSWORD: with REDIS_URL, put the credentials in the URL/,
+    ],
+    [{ REDIS_URL: 'redis://r', REDIS_TLS: 'true' }, /REDIS_TLS: with REDIS_URL, use a rediss:\/\/ URL/],
+    [{ REDIS_REPLICAS_ON_CREATE: '9' }, /REDIS_REPLICAS_ON_CREATE: expected an integer from 0 to 5/],
+    [{ REDIS_PUBSUB: 'fast' }, /REDIS_PUBSUB: expected one of sharded, classic/],
     [
       { VIRUSTOTAL_BASE_URL: 'ftp://vt' },
       /VIRUSTOTAL_BASE_URL: expected a URL starting with https:\/\/ or http:\/\//,
@@ -138,6 +158,50 @@ describe('configuration', () => {
       assert.match(configError(env), message);
     });
   }
+
+  it('reads a Sentinel and a Cluster configuration', () => {
+    const sentinel = parseConfig({
+      REDIS_SENTINELS: 'sentinel-0:26379, sentinel-1:26379',
+      REDIS_SENTINEL_NAME: 'mymaster',
+      REDIS_SENTINEL_PASSWORD: 'spw',
+      REDIS_USERNAME: 'mcp',
+      REDIS_PASSWORD: 'pw',
+      REDIS_TLS: '1',
+      REDIS_REPLICAS_ON_CREATE: '1',
+    });
+    assert.deepEqual(sentinel.redis, {
+      sentinels: [
+        { host: 'sentinel-0', port: 26379 },
+        { host: 'sentinel-1', port: 26379 },
+      ],
+      name: 'mymaster',
+      username: 'mcp',
+      password: 'pw',
+      tls: true,
+      sentinelPassword: 'spw',
+    });
+    assert.equal(sentinel.redisReplicasOnCreate, 1);
+    const cluster = parseConfig({
+      REDIS_CLUSTER_NODES: 'c-0.redis:6379,c-1.redis:6379',
+      REDIS_PUBSUB: 'classic',
+    });
+    assert.deepEqual(cluster.redis, {
+      nodes: [
+        { host: 'c-0.redis', port: 6379 },
+        { host: 'c-1.redis', port: 6379 },
+      ],
+    });
+    assert.equal(cluster.redisPubSub, 'classic');
+  });
+
+  it('never echoes Redis passwords', () => {
+    const message = configError({
+      REDIS_URL: 'redis://r',
+      REDIS_PASSWORD: 'hunter3',
+      REDIS_SENTINEL_PASSWORD: 'hunter4',
+    });
+    for (const secret of ['hunter3', 'hunter4']) assert.ok(!message.includes(secret));
+  });
 
   it('accepts an idle TTL up to the maximum lifetime, and a longer lifetime', () => {
     const equal = parseConfig({ SESSION_TTL_SECONDS: '86400' });

@@ -9,6 +9,7 @@ import { signToken } from '../../app/auth.js';
 import { parseConfig } from '../../app/config.js';
 import { start, type RunningServer } from '../../app/main.js';
 import { TestRedis } from '../helpers/redis-server.js';
+import { TestRedisCluster } from '../helpers/redis-topologies.js';
 import { silent, text } from './support/mcp.js';
 
 const SECRET = 'http-test-secret-'.padEnd(48, 'z');
@@ -280,6 +281,45 @@ describe('reference server instances sharing Redis', () => {
       await new Promise((r) => setTimeout(r, 200));
     }
     assert.equal(status, 200);
+  });
+});
+
+describe('reference server instances on a Redis Cluster (REDIS_CLUSTER_NODES)', () => {
+  let cluster: TestRedisCluster;
+  let a: RunningServer;
+  let b: RunningServer;
+  before(async () => {
+    cluster = await TestRedisCluster.start();
+    const nodes = cluster.seeds.map((n) => `${n.host}:${n.port}`).join(',');
+    [a, b] = await Promise.all([
+      start(config({ REDIS_CLUSTER_NODES: nodes, INSTANCE_ID: 'cluster-a' }), { logger: silent }),
+      start(config({ REDIS_CLUSTER_NODES: nodes, INSTANCE_ID: 'cluster-b' }), { logger: silent }),
+    ]);
+  });
+  after(async () => {
+    await Promise.all([a?.close(), b?.close()]);
+    await cluster?.stop();
+  });
+
+  it('continues a session on another instance, health check reports Redis ok', async () => {
+    const onA = await client(a.url);
+    const sessionId = (onA.transport as StreamableHTTPClientTransport).sessionId;
+    assert.ok(sessionId);
+    await callTool(onA, 'calculator_memory_store', { value: 7 });
+    const onB = await client(b.url, { sessionId });
+    try {
+      assert.deepEqual((await callTool(onB, 'calculator_memory_recall')).structuredContent, { memory: 7 });
+      const health = (await callTool(onB, 'health_check')).structuredContent as {
+        server_id: string;
+        unified_session_info: { redis_connection: string };
+      };
+      assert.equal(health.server_id, 'cluster-a');
+      assert.equal(health.unified_session_info.redis_connection, 'ok');
+      assert.equal((await fetch(`${b.url}/readyz`)).status, 200);
+    } finally {
+      await onB.close();
+      await onA.close();
+    }
   });
 });
 

@@ -155,6 +155,7 @@ export class TestRedisCluster {
       throw new Error(`redis-cli --cluster create failed: ${r.stdout}\n${r.stderr}`);
     }
     await cluster.waitHealthy();
+    await cluster.waitReplicated();
     return cluster;
   }
 
@@ -168,6 +169,25 @@ export class TestRedisCluster {
           try {
             const info = await c.cluster('INFO');
             if (!/cluster_state:ok/.test(info) || !/cluster_slots_ok:16384/.test(info)) return false;
+          } finally {
+            c.disconnect();
+          }
+        }
+        return true;
+      },
+      timeoutMs,
+    );
+  }
+
+  /** Until every master has a replica in sync (`WAIT 1` would succeed on every shard). */
+  async waitReplicated(timeoutMs = 30_000): Promise<void> {
+    await until(
+      'a replica in sync on every master',
+      async () => {
+        for (const port of await this.masters()) {
+          const c = this.nodes.find((n) => n.port === port)!.client();
+          try {
+            if (!/connected_slaves:[1-9][\s\S]*state=online/.test(await c.info('replication'))) return false;
           } finally {
             c.disconnect();
           }
@@ -237,6 +257,7 @@ export class TestRedisCluster {
       30_000,
     );
     await this.waitHealthy();
+    await this.waitReplicated();
   }
 
   /** Moves `slots` slots from the master on `from` to the one on `to` (`redis-cli --cluster reshard`). */

@@ -1,6 +1,7 @@
 // The key and channel names are an on-disk format: these strings must not change silently.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import calculateSlot from 'cluster-key-slot';
 import { RedisKeys, SHARDS, groupByShard, shardOf } from '../../src/redis/keys.js';
 
 describe('RedisKeys', () => {
@@ -47,5 +48,16 @@ describe('RedisKeys', () => {
     const groups = groupByShard(['a', 'b', 'abc', 'a'], (s) => s);
     assert.deepEqual(groups.flat().sort(), ['a', 'a', 'abc', 'b']);
     assert.ok(groups.every((g) => new Set(g.map(shardOf)).size === 1));
+  });
+
+  it('gives the shards distinct Cluster slots, spread over the masters of a 3-master cluster', () => {
+    const keys = new RedisKeys('mcp:');
+    const slots = Array.from({ length: SHARDS }, (_, shard) => calculateSlot(keys.sessionIndex(shard)));
+    assert.equal(new Set(slots).size, SHARDS, 'no two shards share a slot');
+    // redis-cli --cluster create splits 16384 slots into three ranges.
+    const perMaster = [0, 0, 0];
+    for (const slot of slots) perMaster[Math.min(2, Math.floor(slot / 5461))]!++;
+    for (const n of perMaster)
+      assert.ok(n > SHARDS / 3 - 25 && n < SHARDS / 3 + 25, `${perMaster.join(' / ')}`);
   });
 });
