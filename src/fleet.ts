@@ -83,7 +83,10 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   let log: EventLog | undefined;
   let rawBus: MessageBus;
   if (redis) {
-    store = new RedisSessionStore(redis, keys, ttl, { ...timeout, replicasOnCreate: opts.redisReplicasOnCreate });
+    store = new RedisSessionStore(redis, keys, ttl, {
+      ...timeout,
+      replicasOnCreate: opts.redisReplicasOnCreate,
+    });
     registry = new RedisStreamRegistry(redis, keys, { ...timeout, heartbeatTtlMs });
     instances = new RedisInstanceRegistry(redis, keys, timeout);
     if (opts.resumable) {
@@ -201,9 +204,9 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
     liveIdleMs: opts.liveSessionIdleMs,
     logger,
     metrics,
-    dataFor: (sid, onFenced) =>
+    dataFor: (sid, onFenced, fence) =>
       createSessionData<JsonValue>(store, sid, opts.maxSessionDataBytes, {
-        fence: () => owner.fence(sid),
+        fence: () => fence,
         onFenced,
       }),
     onError: report,
@@ -211,7 +214,6 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   late.copies = copies;
   const state = new SessionState({
     store,
-    fence: (sid) => owner.fence(sid),
     onFenced: (copy) => copies.stepDown(copy, 'replaced'),
     onError: report,
   });

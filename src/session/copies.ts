@@ -13,7 +13,7 @@ import type { Logger } from '../logger.js';
 import type { FleetMetrics } from '../metrics.js';
 import type { Ownership } from '../ownership/ownership.js';
 import { newSessionId } from '../session-id.js';
-import type { Ownership as OwnershipOf, SessionRecord, SessionStore } from '../store/session-store.js';
+import type { Fence, Ownership as OwnershipOf, SessionRecord, SessionStore } from '../store/session-store.js';
 import type { StreamRegistry } from '../store/stream-registry.js';
 import type { StreamRouter } from '../streams/stream-router.js';
 import { RemoteSink } from '../streams/remote-sink.js';
@@ -49,7 +49,7 @@ export interface CopiesDeps {
   logger: Logger;
   metrics: FleetMetrics;
   /** The session data API for a copy (fenced by its owner's epoch). */
-  dataFor(sessionId: string, onFenced: () => void): SessionData<JsonValue>;
+  dataFor(sessionId: string, onFenced: () => void, fence: Fence): SessionData<JsonValue>;
   onError(err: Error, sessionId?: string): void;
 }
 
@@ -351,6 +351,7 @@ export class Copies {
     const onError = (err: Error) => deps.onError(err, record.id);
     // The copy owns the transport but is built after it; the hooks read it when they run.
     const ref: { copy?: LiveSession } = {};
+    const fence: Fence = { owner: deps.instanceId, epoch };
     const fenced = () => {
       if (ref.copy) this.stepDown(ref.copy, 'replaced');
     };
@@ -369,7 +370,7 @@ export class Copies {
       legacy === undefined
         ? new OutboundStream(record.id, STANDALONE_STREAM_ID, deps.log, {
             onError,
-            fence: () => deps.ownership.fence(record.id),
+            fence: () => fence,
             onFenced: (reason) => {
               if (!ref.copy) return;
               if (reason === 'replaced') fenced();
@@ -384,7 +385,7 @@ export class Copies {
       instanceId: deps.instanceId,
       transport: record.transport,
       origin,
-      data: deps.dataFor(record.id, fenced),
+      data: deps.dataFor(record.id, fenced, fence),
       signal: lifecycle.signal,
       onClose: (fn) => lifecycle.onClose(fn),
     };
@@ -399,6 +400,7 @@ export class Copies {
     ref.copy = new LiveSession(
       record,
       epoch,
+      fence,
       protocol,
       transport as LiveSession['transport'],
       lifecycle,

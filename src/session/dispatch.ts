@@ -4,7 +4,6 @@ import type { EventLog } from '../events/event-log.js';
 import type { FleetTransport } from '../transport/fleet-transport.js';
 import { isNotification, isRequest } from '../transport/jsonrpc.js';
 import { OutboundStream, type StreamSink } from '../transport/outbound-stream.js';
-import type { Fence } from '../store/session-store.js';
 import type { LiveSession } from './live-session.js';
 import type { SessionState } from './session-state.js';
 
@@ -32,7 +31,6 @@ export interface DispatchContext {
   log: EventLog | undefined;
   state: SessionState;
   sseRetryMs: number;
-  fence(sessionId: string): Fence | undefined;
   /** The copy's append was refused: it must step down (`replaced`) or its session is gone. */
   onFenced(copy: LiveSession, reason: 'replaced' | 'expired'): void;
   /** Closes the session's standalone connection, wherever it is held (handlers' `closeStandaloneSSEStream`). */
@@ -52,6 +50,9 @@ export async function dispatchToCopy(
   reply: Reply,
   extra: MessageExtraInfo,
 ): Promise<void> {
+  // A copy closing (stepped down, handed off, evicted) ended its streams already: one registered now
+  // would never be answered. The caller looks for the session's owner again.
+  if (copy.isClosed) throw new CopyClosed();
   const transport = copy.transport as FleetTransport;
   const rejoin = rejoinOf(transport, messages);
   if (rejoin !== undefined) throw new Rejoin(rejoin);
@@ -83,7 +84,7 @@ export async function dispatchToCopy(
     onEnded: (s) => {
       if (copy.streams.get(s.streamId) === s) copy.streams.delete(s.streamId);
     },
-    fence: () => ctx.fence(sessionId),
+    fence: () => copy.fence,
     onFenced: (reason) => ctx.onFenced(copy, reason),
   });
   copy.streams.set(reply.streamId, stream);
@@ -108,6 +109,13 @@ export async function dispatchToCopy(
 export class Rejoin extends Error {
   constructor(readonly streamId: string) {
     super(`rejoin stream ${streamId}`);
+  }
+}
+
+/** The copy was closing when messages reached it: route them again (they did not run). */
+export class CopyClosed extends Error {
+  constructor() {
+    super('the copy is closing');
   }
 }
 

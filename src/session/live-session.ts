@@ -1,7 +1,7 @@
 import type { Protocol } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type { JSONRPCMessage, Notification, Request, Result } from '@modelcontextprotocol/sdk/types.js';
 import { FleetError } from '../errors.js';
-import type { SessionRecord } from '../store/session-store.js';
+import type { Fence, SessionRecord } from '../store/session-store.js';
 import type { FleetTransport } from '../transport/fleet-transport.js';
 import { isRequest } from '../transport/jsonrpc.js';
 import type { OutboundStream } from '../transport/outbound-stream.js';
@@ -45,6 +45,12 @@ export class LiveSession {
     public record: SessionRecord,
     /** The epoch at which this instance owns the session. */
     readonly epoch: number,
+    /**
+     * The fence of every write this copy makes (this instance at {@link epoch}), fixed when the copy
+     * is built: once the session is owned elsewhere, or by this instance at another epoch, the store
+     * refuses them — a copy that lost its ownership can never write unfenced.
+     */
+    readonly fence: Fence,
     readonly protocol: AnyProtocol,
     readonly transport: FleetTransport | LegacyTransport,
     readonly lifecycle: CopyLifecycle,

@@ -39,7 +39,7 @@ import { LOST_REQUEST_ERROR } from '../streams/stream-router.js';
 import type { Principal } from '../types.js';
 import { LegacyTransport } from '../transport/legacy-transport.js';
 import type { Copies } from './copies.js';
-import { dispatchToCopy, Rejoin, type DispatchContext, type Reply } from './dispatch.js';
+import { CopyClosed, dispatchToCopy, Rejoin, type DispatchContext, type Reply } from './dispatch.js';
 import { forwardableAuthInfo, forwardableHeaders, forwardedExtra } from './forwarded-extra.js';
 import type { Forwarder, ForwardOutcome, ForwardRequest } from './forwarder.js';
 import type { LiveSession } from './live-session.js';
@@ -130,6 +130,8 @@ export class SessionService {
   private readonly legacyConnections = new Map<string, ClientConnection>();
   /** Recent forwarded calls answered here: a resent `handle` gets the same answer, not a second run. */
   private readonly recentCalls = new Map<string, BusMessageOf<'handled'>>();
+  /** Forwarded calls being handled now (a resend meanwhile is dropped: the first one answers). */
+  private readonly handling = new Set<string>();
   private inFlightPosts = 0;
   private idleWaiters: Array<() => void> = [];
   private readonly dispatchContext: DispatchContext;
@@ -139,7 +141,6 @@ export class SessionService {
       log: deps.log,
       state: deps.state,
       sseRetryMs: deps.options.sseRetryMs,
-      fence: (sid) => deps.ownership.fence(sid),
       onFenced: (copy, reason) => deps.copies.stepDown(copy, reason),
       closeStandalone: (sid, retryMs) => this.closeStandalone(sid, retryMs),
       onError: deps.onError,
@@ -215,11 +216,13 @@ export class SessionService {
               input.extra,
             );
             this.deps.metrics.routed('local');
+            // Claimed while draining (no peer could take it): handed off once its requests are done.
+            if (this.draining) void this.deps.copies.handoff(copy);
             return;
           }
         } catch (err) {
-          if (!(err instanceof Rejoin)) throw err;
-          rejoin = err.streamId;
+          if (err instanceof Rejoin) rejoin = err.streamId;
+          else if (!(err instanceof CopyClosed)) throw err;
         } finally {
           copy.unlease();
         }
@@ -240,7 +243,13 @@ export class SessionService {
         }
         // Shutting down: a live peer claims it instead.
         const peer = elsewhere ?? (await this.pickPeer(dead));
-        if (!peer) throw new FleetError('SHUTTING_DOWN', 'Server is shutting down');
+        if (!peer) {
+          // Nobody to take it (a fleet of one, or every peer's heartbeat late): serve it here while
+          // the drain lasts; the copy is handed off again once the request is done.
+          const copy = await this.deps.copies.claim(sessionId, principal.id, seen);
+          route = copy ? this.leased(copy) : await this.resolve(sessionId, principal.id, 'streamable-http');
+          continue;
+        }
         target = peer;
         claim = true;
       }
@@ -611,6 +620,17 @@ export class SessionService {
       this.ack(msg, previous);
       return;
     }
+    // A resend while the first handling still runs (a slow hydration): that one acknowledges.
+    if (this.handling.has(msg.callId)) return;
+    this.handling.add(msg.callId);
+    try {
+      await this.handleOnce(msg);
+    } finally {
+      this.handling.delete(msg.callId);
+    }
+  }
+
+  private async handleOnce(msg: BusMessageOf<'handle'>): Promise<void> {
     const answer = (outcome: BusMessageOf<'handled'>['outcome'], err?: FleetError, sent = false) => {
       const handled: BusMessageOf<'handled'> = { t: 'handled', callId: msg.callId, outcome };
       if (err) {
@@ -621,6 +641,7 @@ export class SessionService {
       if (!sent) this.ack(msg, handled);
     };
     let copy: LiveSession | undefined;
+    let leased = false;
     try {
       // After a pause, another instance may have taken our sessions: find out before acting.
       await this.deps.ownership.ensureCurrent();
@@ -643,6 +664,7 @@ export class SessionService {
         return;
       }
       copy.lease();
+      leased = true;
       const extra = forwardedExtra(msg.headers, msg.authInfo);
       if (copy.record.transport === 'sse') {
         copy.lastActivity = Date.now();
@@ -652,6 +674,7 @@ export class SessionService {
       }
       await dispatchToCopy(this.dispatchContext, copy, msg.messages, this.remoteReply(msg, answer), extra);
     } catch (err) {
+      if (err instanceof CopyClosed) return answer('not-owner');
       if (err instanceof Rejoin) {
         const handled: BusMessageOf<'handled'> = {
           t: 'handled',
@@ -668,7 +691,7 @@ export class SessionService {
       if (!(err instanceof FleetError) || fe.status >= 500) this.deps.onError(asError(err), msg.sid);
       answer('error', fe);
     } finally {
-      copy?.unlease();
+      if (leased) copy?.unlease();
     }
   }
 

@@ -1,7 +1,7 @@
 import type { JSONRPCMessage, LoggingLevel, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { LoggingLevelSchema } from '@modelcontextprotocol/sdk/types.js';
 import { FleetError, asError } from '../errors.js';
-import type { Fence, SessionPatch, SessionStore } from '../store/session-store.js';
+import type { SessionPatch, SessionStore } from '../store/session-store.js';
 import type { FleetTransport } from '../transport/fleet-transport.js';
 import { isNotification, isRequest } from '../transport/jsonrpc.js';
 import type { LiveSession } from './live-session.js';
@@ -13,8 +13,6 @@ export const MAX_SUBSCRIPTION_URI = 2048;
 /** What {@link SessionState} needs. */
 export interface SessionStateDeps {
   store: SessionStore;
-  /** The fence of this instance's writes for a session it owns. */
-  fence(sessionId: string): Fence | undefined;
   /** A write was refused because another instance owns the session now. */
   onFenced(copy: LiveSession): void;
   onError(err: Error, sessionId?: string): void;
@@ -118,7 +116,7 @@ export class SessionState {
 
   /** A fenced record update; a refused one makes the copy step down. */
   private async write(copy: LiveSession, patch: SessionPatch): Promise<void> {
-    const outcome = await this.deps.store.update(copy.id, patch, this.deps.fence(copy.id));
+    const outcome = await this.deps.store.update(copy.id, patch, copy.fence);
     if (outcome === 'ok') return;
     if (outcome === 'fenced') this.deps.onFenced(copy);
     throw new FleetError(outcome === 'fenced' ? 'NOT_OWNER' : 'SESSION_NOT_FOUND', 'Session state not saved');

@@ -135,12 +135,18 @@ export class RemoteSink implements StreamSink {
       (n) => {
         if (n !== 0 || this.reported) return;
         // Nobody subscribed: the holder is gone, or its subscriber is reconnecting (the log has it all).
-        void this.o.confirmGone(this.holder).then((gone) => {
-          if (!gone || this.reported) return;
-          this.reported = true;
-          this.gone = true;
-          this.o.onGone(this);
-        });
+        this.o.confirmGone(this.holder).then(
+          (gone) => {
+            if (!gone || this.reported) return;
+            this.reported = true;
+            this.gone = true;
+            this.o.onGone(this);
+          },
+          (err: unknown) => {
+            // The store could not tell (Redis away): keep the sink; the next delivery asks again.
+            this.o.onError(new Error(`could not check whether ${this.holder} is gone`, { cause: err }));
+          },
+        );
       },
       (err: unknown) => {
         // A lost delivery is not final: the holder re-reads the log on its heartbeat.
