@@ -4,10 +4,11 @@ import globals from 'globals';
 
 /**
  * The layers of src/, top to bottom; a folder may import its own files and those of lower layers
- * only (docs/architecture.md draws them). `fleet.ts` (the composition root) and `index.ts` sit above
- * them all; errors, types, clock, logger, metrics and the other files at the top of src/ below them.
+ * only (docs/architecture.md draws them). `cli/` (the admin command, on the stores) is the top
+ * layer: nothing imports it. `fleet.ts` (the composition root) and `index.ts` sit above the others; errors, types, clock, logger, metrics and the other files at the top of src/ below them.
  */
 const LAYERS = [
+  ['cli'],
   ['http', 'legacy'],
   ['session'],
   ['ownership', 'streams'],
@@ -37,7 +38,7 @@ const layerRules = LAYERS.map((folders, i) => {
 });
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.tmp/**'] },
+  { ignores: ['**/dist/**', '**/node_modules/**', 'coverage/**', '**/.tmp/**'] },
   js.configs.recommended,
   { files: ['**/*.mjs', '**/*.js'], languageOptions: { globals: globals.node } },
   ...tseslint.configs.recommended,
@@ -60,6 +61,7 @@ export default tseslint.config(
           patterns: [
             {
               group: [
+                './cli/*',
                 './http/*',
                 './legacy/*',
                 './session/*',
@@ -75,7 +77,8 @@ export default tseslint.config(
     },
   },
   {
-    // The reference server uses the library as its users do: through the package root only.
+    // The reference server (its own package, app/) uses the library as its users do: through the
+    // package root `mcp-fleet` only; no path out of app/ (it is built and shipped on its own).
     files: ['app/**/*.ts'],
     rules: {
       'no-restricted-imports': [
@@ -83,8 +86,8 @@ export default tseslint.config(
         {
           patterns: [
             {
-              group: ['**/src/*', '**/src/**', '!**/src/index.js'],
-              message: 'app/ imports the library through its package root (src/index.js) only',
+              group: ['mcp-fleet/*', '**/src', '**/src/**', '../../*', '../../**'],
+              message: "app/ imports the library through its package root ('mcp-fleet') only",
             },
           ],
         },

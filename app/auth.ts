@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { SignJWT, errors as joseErrors, jwtVerify } from 'jose';
-import { UnauthorizedError, type Principal } from '../src/index.js';
+import { UnauthorizedError, type Principal } from 'mcp-fleet';
 import type { JwtAlgorithm } from './config.js';
 
 /** Shared-secret JWT settings (from `JWT_SECRET_KEY`, `JWT_ALGORITHM`, `JWT_ISSUER` and `JWT_AUDIENCE`). */

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { z } from 'zod';
-import type { RedisConnection } from '../src/index.js';
+import type { RedisConnection } from 'mcp-fleet';
 
 /** HMAC algorithms accepted for `JWT_ALGORITHM` (shared-secret tokens only). */
 export const JWT_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
@@ -54,6 +54,11 @@ export interface AppConfig {
   allowedOrigins: string[] | undefined;
   /** Serve Prometheus metrics at `GET /metrics` (`METRICS_ENABLED`). */
   metricsEnabled: boolean;
+  /**
+   * `SINGLE_INSTANCE=true`: the operator runs exactly one instance, so production may keep sessions in
+   * memory (without it, production requires `REDIS_URL`, `REDIS_SENTINELS` or `REDIS_CLUSTER_NODES`).
+   */
+  singleInstance: boolean;
 }
 
 /** A configuration problem: the message names every bad variable and what it expects. Exit code 2. */
@@ -212,6 +217,7 @@ const envSchema = z
     MCP_ALLOWED_HOSTS: optional(commaList()),
     MCP_ALLOWED_ORIGINS: optional(commaList()),
     METRICS_ENABLED: booleanVar(true),
+    SINGLE_INSTANCE: booleanVar(false),
   })
   .superRefine((env, ctx) => {
     if (env.ENVIRONMENT === 'production' && env.JWT_SECRET_KEY === undefined) {
@@ -219,6 +225,18 @@ const envSchema = z
         code: 'custom',
         path: ['JWT_SECRET_KEY'],
         message: 'required when ENVIRONMENT=production (anonymous access is for development only)',
+      });
+    }
+    const noRedis =
+      env.REDIS_URL === undefined &&
+      env.REDIS_SENTINELS === undefined &&
+      env.REDIS_CLUSTER_NODES === undefined;
+    if (env.ENVIRONMENT === 'production' && noRedis && !env.SINGLE_INSTANCE) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['REDIS_URL'],
+        message:
+          'required when ENVIRONMENT=production (or REDIS_SENTINELS, or REDIS_CLUSTER_NODES): without it every replica keeps its own sessions in memory and clients get 404 on the others (set SINGLE_INSTANCE=true to run exactly one instance that way)',
       });
     }
     for (const name of ['JWT_ISSUER', 'JWT_AUDIENCE'] as const) {
@@ -360,6 +378,7 @@ export function parseConfig(env: Record<string, string | undefined>): AppConfig 
     allowedHosts: e.MCP_ALLOWED_HOSTS,
     allowedOrigins: e.MCP_ALLOWED_ORIGINS,
     metricsEnabled: e.METRICS_ENABLED,
+    singleInstance: e.SINGLE_INSTANCE,
   };
 }
 

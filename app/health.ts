@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Fleet } from '../src/index.js';
+import type { Fleet } from 'mcp-fleet';
 import { defineTool, type ToolDefinition } from './servers/import-server.js';
 
 /** The part of the fleet the health check reads. */

@@ -1,6 +1,6 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
-import type { Fleet } from '../src/index.js';
+import type { Fleet } from 'mcp-fleet';
 import type { AppLogger } from './logger.js';
 
 /** Liveness probe path: the process is up (checks nothing external). */

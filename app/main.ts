@@ -1,8 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { createFleet, type Fleet } from '../src/index.js';
+import { createFleet, type Fleet } from 'mcp-fleet';
 import { createAuthenticator } from './auth.js';
 import { ConfigError, loadConfig, type AppConfig } from './config.js';
 import { openDatabase } from './db/open.js';
@@ -30,6 +31,14 @@ export interface RunningServer {
 export interface StartOptions {
   /** Logger to use instead of one built from the configuration (tests pass a silent one). */
   logger?: AppLogger;
+}
+
+/**
+ * `<hostname>-<pid>-<6 random hex>`: unique per process even in containers, where every process is pid 1
+ * in a pod named like its predecessor (a restarted container must not take over the old one's name).
+ */
+export function defaultInstanceId(): string {
+  return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
 }
 
 function isLoopback(host: string): boolean {
@@ -67,7 +76,7 @@ export async function start(
   config: AppConfig = loadConfig(),
   options: StartOptions = {},
 ): Promise<RunningServer> {
-  const instanceId = config.instanceId ?? `${hostname()}-${process.pid}`;
+  const instanceId = config.instanceId ?? defaultInstanceId();
   const logger = options.logger ?? createLogger(config, instanceId);
   if (config.jwt === undefined) {
     logger.warn(
@@ -75,8 +84,9 @@ export async function start(
     );
   }
   if (config.redis === undefined && config.environment === 'production') {
+    // Only with SINGLE_INSTANCE=true (the configuration refuses it otherwise).
     logger.warn(
-      'no Redis configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): sessions are kept in memory, so run a single instance only',
+      'no Redis configured (SINGLE_INSTANCE=true): sessions are kept in memory; run exactly one instance',
     );
   }
 
@@ -187,7 +197,7 @@ export async function main(): Promise<void> {
     }
     throw err;
   }
-  const instanceId = config.instanceId ?? `${hostname()}-${process.pid}`;
+  const instanceId = config.instanceId ?? defaultInstanceId();
   const logger = createLogger(config, instanceId);
   process.on('uncaughtException', (err) => {
     logger.fatal({ err }, 'uncaught exception');

@@ -1,5 +1,5 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { SessionContext } from '../src/index.js';
+import type { SessionContext } from 'mcp-fleet';
 import type { Database } from './db/database.js';
 import { healthCheckTool, type HealthSource } from './health.js';
 import type { AppLogger } from './logger.js';

@@ -1,10 +1,9 @@
-// The README's usage example, runnable: `npx tsx examples/quickstart.ts` (PORT, REDIS_URL optional).
-// Start it twice with the same REDIS_URL on two ports and either one serves every session.
 import http from 'node:http';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
-import { createFleet, type SessionContext } from '../src/index.js'; // from 'mcp-fleet' in your project
+import { createFleet, type SessionContext } from 'mcp-fleet';
 
+// Your MCP server, unmodified: a new one per session (on initialize, and on each new owner).
 function buildMyMcpServer(ctx: SessionContext): McpServer {
   const server = new McpServer({ name: 'quickstart', version: '1.0.0' });
   server.registerTool(
@@ -16,11 +15,14 @@ function buildMyMcpServer(ctx: SessionContext): McpServer {
 }
 
 const fleet = createFleet({
-  server: (ctx) => buildMyMcpServer(ctx), // a new, unmodified McpServer per session
-  redis: process.env.REDIS_URL, // URL or an ioredis client; omitted → in-memory, one instance
+  server: (ctx) => buildMyMcpServer(ctx),
+  redis: process.env.REDIS_URL, // a URL, a Sentinel or Cluster config, or an ioredis client; unset: in memory
 });
-const server = http.createServer(fleet.handler).listen(Number(process.env.PORT ?? 9100), '127.0.0.1');
+const server = http.createServer(fleet.handler); // or Express: app.use(fleet.handler)
+server.listen(Number(process.env.PORT ?? 9100), '127.0.0.1');
+
 process.on('SIGTERM', () => {
   server.close(); // no new connections; the requests already here finish
-  void fleet.close().finally(() => process.exit(0)); // hands this instance's sessions off
+  // Hands this instance's sessions off (the next request anywhere makes a new owner), then exits.
+  void fleet.close().finally(() => process.exit(0));
 });

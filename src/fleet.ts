@@ -14,6 +14,7 @@ import { FleetMetrics } from './metrics.js';
 import { resolveOptions } from './options.js';
 import { Ownership } from './ownership/ownership.js';
 import { connectRedis } from './redis/connect.js';
+import { isOutageError, logRedisOutages } from './redis/connection-log.js';
 import { StoreGate } from './redis/gate.js';
 import { RedisKeys } from './redis/keys.js';
 import { Copies } from './session/copies.js';
@@ -51,8 +52,6 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   const opts = resolveOptions(options);
   const me = opts.instanceId;
   const logger = opts.logger.child({ instanceId: me });
-  // Non-fatal problems of every part: one warn line, with the session id where there is one.
-  const report = (err: unknown, sessionId?: string) => logger.warn({ err, sessionId }, asError(err).message);
   // Before any connection is opened: a registry that already has our metrics throws here.
   const metrics = FleetMetrics.create(opts.metrics, opts);
 
@@ -64,6 +63,16 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   if (connection?.owned) {
     connection.client.on('error', (err: Error) => logger.debug({ err }, 'redis connection error'));
   }
+  // One line when Redis goes away and one when it is back (not one per reconnection attempt).
+  const outage = redis ? logRedisOutages(redis, logger, () => closing !== undefined) : undefined;
+  // Non-fatal problems of every part: one warn line, with the session id where there is one; while a
+  // Redis outage is logged, its repeats (every part's failed calls, reconnection attempts) are debug.
+  const report = (err: unknown, sessionId?: string) =>
+    (outage?.down && isOutageError(err) ? logger.debug : logger.warn).call(
+      logger,
+      { err, sessionId },
+      asError(err).message,
+    );
 
   const keys = new RedisKeys(opts.keyPrefix);
   const ttl = { idleMs: opts.sessionTtlMs, maxLifetimeMs: opts.maxSessionLifetimeMs };
@@ -347,6 +356,7 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
             store.close(),
             instances.close(),
           ]);
+          outage?.stop();
           if (connection?.owned) connection.client.disconnect();
         }
       })();

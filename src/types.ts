@@ -17,7 +17,7 @@ export interface Principal {
   /** Stable identifier of the caller (e.g. a JWT `sub`). Sessions are bound to it. */
   id: string;
   /** Passed to SDK handlers as `extra.authInfo`. */
-  authInfo?: AuthInfo;
+  authInfo?: AuthInfo | undefined;
 }
 
 /** A versioned snapshot of a session's application data. */
@@ -43,7 +43,10 @@ export interface SessionData<T extends JsonValue = JsonValue> {
    * next one; when another instance wrote in between, `fn` runs again on the fresh value. Resolves to
    * the value that was written. Throws `FleetError('DATA_CONFLICT')` after `maxAttempts` (default 32).
    */
-  update(fn: (current: T | undefined) => T | Promise<T>, options?: { maxAttempts?: number }): Promise<T>;
+  update(
+    fn: (current: T | undefined) => T | Promise<T>,
+    options?: { maxAttempts?: number | undefined },
+  ): Promise<T>;
   /** Removes the document (the session itself lives on). */
   clear(): Promise<void>;
 }
@@ -120,99 +123,99 @@ export interface FleetOptions<T extends JsonValue = JsonValue> {
    * its own subscriber connections next to it). Omitted: in-memory parts, one instance only.
    * @default undefined
    */
-  redis?: RedisConnection;
+  redis?: RedisConnection | undefined;
   /** Prefix of every Redis key and channel. @default 'mcp:' */
-  keyPrefix?: string;
+  keyPrefix?: string | undefined;
   /**
    * Name of this instance in logs, records and bus channels; must be unique among running instances
    * (a restarted process should get a new one). @default `${hostname}-${pid}-${6 random hex}`
    */
-  instanceId?: string;
+  instanceId?: string | undefined;
   /** Path of the Streamable HTTP endpoint. @default '/mcp' */
-  path?: string;
+  path?: string | undefined;
   /** Path of the legacy HTTP+SSE stream endpoint. @default '/sse' */
-  ssePath?: string;
+  ssePath?: string | undefined;
   /** Path of the legacy HTTP+SSE message endpoint. @default '/messages' */
-  messagesPath?: string;
+  messagesPath?: string | undefined;
   /**
    * Resolves the caller. Throw (or reject) to answer 401; throw an `UnauthorizedError` to set the
    * `WWW-Authenticate` header. Omitted: every caller is `anonymous`.
    * @default undefined
    */
-  authenticate?: (req: IncomingMessage) => Principal | string | Promise<Principal | string>;
+  authenticate?: ((req: IncomingMessage) => Principal | string | Promise<Principal | string>) | undefined;
   /** Sliding idle time-to-live of a session. @default 3_600_000 (1 hour) */
-  sessionTtlMs?: number;
+  sessionTtlMs?: number | undefined;
   /** Absolute maximum lifetime of a session, however active. @default 86_400_000 (24 hours) */
-  maxSessionLifetimeMs?: number;
+  maxSessionLifetimeMs?: number | undefined;
   /** Largest accepted request body in bytes; larger → 413. @default 4_194_304 (4 MiB) */
-  maxBodyBytes?: number;
+  maxBodyBytes?: number | undefined;
   /** Largest application data document per session in bytes (serialized). @default 65_536 */
-  maxSessionDataBytes?: number;
+  maxSessionDataBytes?: number | undefined;
   /** Most live sessions this instance keeps in memory (LRU beyond). @default 1000 */
-  maxLiveSessions?: number;
+  maxLiveSessions?: number | undefined;
   /** A live session unused this long is evicted from memory (not ended). @default 600_000 (10 min) */
-  liveSessionIdleMs?: number;
+  liveSessionIdleMs?: number | undefined;
   /** Answer requests with a single JSON body instead of an SSE stream when possible. @default false */
-  jsonResponse?: boolean;
+  jsonResponse?: boolean | undefined;
   /** Keep a capped, resumable event log for every SSE stream. @default true */
-  resumable?: boolean;
+  resumable?: boolean | undefined;
   /** Events kept per stream in the event log (approximate cap). @default 1000 */
-  maxEventsPerStream?: number;
+  maxEventsPerStream?: number | undefined;
   /** `retry` field (ms) sent with the priming event of each SSE stream. @default 1000 */
-  sseRetryMs?: number;
+  sseRetryMs?: number | undefined;
   /**
    * Bytes an SSE connection may buffer for a client that does not read; beyond it the connection is
    * cut (a Streamable HTTP client resumes from the event log; a legacy session ends). @default 8_388_608 (8 MiB)
    */
-  maxStreamBufferBytes?: number;
+  maxStreamBufferBytes?: number | undefined;
   /** Legacy HTTP+SSE streams (each holds a live server) this instance accepts; more → 503. @default 1000 */
-  maxLegacySessions?: number;
+  maxLegacySessions?: number | undefined;
   /** Interval of SSE keep-alive comments on idle streams. @default 15_000 */
-  keepAliveMs?: number;
+  keepAliveMs?: number | undefined;
   /** A Redis command that takes longer than this fails the request with 503. @default 2_000 */
-  redisCommandTimeoutMs?: number;
+  redisCommandTimeoutMs?: number | undefined;
   /**
    * Pub/sub between instances on a Redis Cluster: `sharded` (SPUBLISH/SSUBSCRIBE, Redis 7 or later:
    * each message stays within one shard) or `classic` (for older servers: every message crosses the
    * whole cluster). Ignored on standalone and Sentinel. @default 'sharded'
    */
-  redisPubSub?: 'sharded' | 'classic';
+  redisPubSub?: 'sharded' | 'classic' | undefined;
   /**
    * Durability of new sessions: after writing a session, wait until this many replicas have it
    * (`WAIT`) before answering `initialize`, so a failover of the primary right after cannot lose it;
    * not replicated within a second → 503 (the client retries). 0: rely on asynchronous replication
    * (a session created in the last few milliseconds before a primary dies can be lost). @default 0
    */
-  redisReplicasOnCreate?: number;
+  redisReplicasOnCreate?: number | undefined;
   /**
    * Legacy HTTP+SSE: how long a `POST /messages` waits for the instance holding the stream to accept
    * the message before answering 404 (owner gone). @default 5000
    */
-  legacyPostTimeoutMs?: number;
+  legacyPostTimeoutMs?: number | undefined;
   /** How often an instance renews the records of the streams it holds (they expire after 3×). @default 10_000 */
-  streamHeartbeatMs?: number;
+  streamHeartbeatMs?: number | undefined;
   /**
    * How often this instance renews its liveness in the store. Sessions it owns are taken over by
    * another instance when it does not answer and its liveness has expired (see `instanceTtlMs`).
    * @default 500
    */
-  heartbeatMs?: number;
+  heartbeatMs?: number | undefined;
   /**
    * An instance whose liveness was not renewed for this long counts as dead or frozen: the next
    * request of a session it owns makes a new owner (a process that is gone is found at once, without
    * waiting for this). At least twice `heartbeatMs`. @default 2000
    */
-  instanceTtlMs?: number;
+  instanceTtlMs?: number | undefined;
   /**
    * How long an instance waits for a session's owner to acknowledge forwarded messages before it
    * checks the owner's liveness (and takes the session over if it expired). @default 1000
    */
-  ownerAckTimeoutMs?: number;
+  ownerAckTimeoutMs?: number | undefined;
   /**
    * `close()` waits this long for running handlers to answer on their open POST streams; requests
    * still unanswered then get a JSON-RPC error. @default 5000
    */
-  shutdownGraceMs?: number;
+  shutdownGraceMs?: number | undefined;
   /**
    * Spreads sessions over the fleet after a scale-out (off by default: a moved session loses its
    * process state — its timers and in-memory stores; its data, capabilities, logging level and
@@ -225,22 +228,23 @@ export interface FleetOptions<T extends JsonValue = JsonValue> {
    */
   rebalance?:
     | boolean
+    | undefined
     | {
         /** @default 0.2 */
-        slack?: number;
+        slack?: number | undefined;
         /** @default 5000 */
-        idleMs?: number;
+        idleMs?: number | undefined;
         /** @default 10 */
-        maxPerSecond?: number;
+        maxPerSecond?: number | undefined;
         /** How often an instance compares its share with the fleet's. @default 2000 */
-        intervalMs?: number;
+        intervalMs?: number | undefined;
       };
   /** Allowed `Host` header values (DNS-rebinding protection); empty → not checked. @default [] */
-  allowedHosts?: string[];
+  allowedHosts?: string[] | undefined;
   /** Allowed `Origin` header values; empty → not checked. A present, unlisted Origin → 403. @default [] */
-  allowedOrigins?: string[];
+  allowedOrigins?: string[] | undefined;
   /** pino-compatible logger. @default a silent logger */
-  logger?: Logger;
+  logger?: Logger | undefined;
   /**
    * A prom-client registry to register mcp-fleet's metrics in (names start with `mcp_fleet_`; no label
    * holds a session id): HTTP requests by method, path kind and status, their time to the response
@@ -250,7 +254,7 @@ export interface FleetOptions<T extends JsonValue = JsonValue> {
    * Expose it yourself, e.g. `res.end(await registry.metrics())` with `registry.contentType`.
    * @default undefined (no metrics)
    */
-  metrics?: Registry<PrometheusContentType> | Registry<OpenMetricsContentType>;
+  metrics?: Registry<PrometheusContentType> | Registry<OpenMetricsContentType> | undefined;
 }
 
 /** Health of this instance's view of the fleet. */

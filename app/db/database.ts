@@ -16,8 +16,8 @@ export interface Database {
    * generic message. After `signal` aborted: its reason, or the driver's cancellation error (`57014`).
    */
   query<R extends Row = Row>(sql: string, params?: readonly unknown[], signal?: AbortSignal): Promise<R[]>;
-  /** `true` when a trivial statement succeeds. Never throws. */
-  ping(): Promise<boolean>;
+  /** Runs a trivial statement: `undefined` when it succeeds, else the driver's error. Never throws. */
+  check(): Promise<Error | undefined>;
   /** Releases connections. Idempotent. */
   close(): Promise<void>;
 }
@@ -33,4 +33,29 @@ export function sqlState(err: unknown): string | undefined {
   if (typeof err !== 'object' || err === null || !('code' in err)) return undefined;
   const code = (err as { code: unknown }).code;
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/**
+ * The words of a driver error an operator acts on: its SQLSTATE or errno code and message, and for an
+ * `AggregateError` (a host name with several addresses, each refused: its own message is empty) every
+ * attempt's message.
+ */
+export function describeDbError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const parts =
+    err instanceof AggregateError && err.errors.length > 0
+      ? err.errors.map((e: unknown) => (e instanceof Error ? e.message : String(e)))
+      : [err.message || err.name];
+  const code = (err as { code?: unknown }).code;
+  return `${typeof code === 'string' && code !== '' ? `${code} ` : ''}${[...new Set(parts)].join('; ')}`;
+}
+
+/** Where a PostgreSQL URL points, without credentials: `host:port/database`. */
+export function describeDbUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname || 'localhost'}:${u.port || '5432'}${u.pathname || '/'}`;
+  } catch {
+    return '(unparsable DATABASE_URL)'; // validated at start: only a library caller can get here
+  }
 }

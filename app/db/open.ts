@@ -1,6 +1,6 @@
 import type { AppConfig } from '../config.js';
 import type { AppLogger } from '../logger.js';
-import type { Database } from './database.js';
+import { describeDbError, describeDbUrl, type Database } from './database.js';
 import { createPgliteDatabase } from './pglite.js';
 import { createPostgresDatabase } from './postgres.js';
 
@@ -22,8 +22,16 @@ export async function openDatabase(
     url: config.databaseUrl,
     onIdleError: (err) => logger.warn({ err }, 'idle PostgreSQL connection failed'),
   });
-  if (await db.ping()) logger.info({ database: 'postgres' }, 'PostgreSQL reachable');
-  else
-    logger.warn({ database: 'postgres' }, 'PostgreSQL not reachable at start; tools will fail until it is');
+  const where = describeDbUrl(config.databaseUrl);
+  const failure = await db.check();
+  if (failure === undefined) logger.info({ database: 'postgres', where }, `PostgreSQL reachable at ${where}`);
+  else {
+    // The driver's own words (refused, unknown host, wrong password, no such database, TLS), which a bare
+    // "not reachable" would hide.
+    logger.warn(
+      { database: 'postgres', where, err: failure },
+      `PostgreSQL unreachable at ${where}: ${describeDbError(failure)}; the postgres_* tools fail until it answers`,
+    );
+  }
   return db;
 }

@@ -35,12 +35,12 @@ export async function createPgliteDatabase(): Promise<Database> {
         return result.rows;
       });
     },
-    async ping() {
+    async check() {
       try {
         await db.query('SELECT 1');
-        return true;
-      } catch {
-        return false; // the answer is the boolean; the caller logs
+        return undefined;
+      } catch (err) {
+        return err instanceof Error ? err : new Error(String(err));
       }
     },
     close() {

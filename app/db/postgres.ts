@@ -113,12 +113,12 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
         client.release(discard);
       }
     },
-    async ping() {
+    async check() {
       try {
         await pool.query('SELECT 1');
-        return true;
-      } catch {
-        return false; // the answer is the boolean; the caller logs
+        return undefined;
+      } catch (err) {
+        return err instanceof Error ? err : new Error(String(err));
       }
     },
     close() {

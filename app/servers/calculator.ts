@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { JsonValue, SessionData } from '../../src/index.js';
+import type { JsonValue, SessionData } from 'mcp-fleet';
 import { ToolError, defineTool, type SubServer } from './import-server.js';
 
 const READ_ONLY = { readOnlyHint: true, idempotentHint: true, openWorldHint: false } as const;

@@ -9,15 +9,15 @@ export interface RedisSentinelConfig {
   /** The master's name in the sentinels' configuration (`sentinel monitor <name> …`). */
   name: string;
   /** ACL user and password of the Redis servers. */
-  username?: string;
-  password?: string;
+  username?: string | undefined;
+  password?: string | undefined;
   /** ACL user and password of the sentinels, when they require one. */
-  sentinelUsername?: string;
-  sentinelPassword?: string;
+  sentinelUsername?: string | undefined;
+  sentinelPassword?: string | undefined;
   /** TLS to the Redis servers (and to the sentinels), `true` for the defaults. */
-  tls?: boolean | ConnectionOptions;
+  tls?: boolean | ConnectionOptions | undefined;
   /** Database number. @default 0 */
-  db?: number;
+  db?: number | undefined;
 }
 
 /** A Redis Cluster: some of its nodes to start from (the rest is discovered). */
@@ -25,10 +25,10 @@ export interface RedisClusterConfig {
   /** Seed nodes, as `{ host, port }` or `host:port`. */
   nodes: Array<{ host: string; port: number } | string>;
   /** ACL user and password of every node. */
-  username?: string;
-  password?: string;
+  username?: string | undefined;
+  password?: string | undefined;
   /** TLS to every node, `true` for the defaults (ElastiCache with in-transit encryption). */
-  tls?: boolean | ConnectionOptions;
+  tls?: boolean | ConnectionOptions | undefined;
 }
 
 /**
@@ -118,8 +118,8 @@ export function connectRedis(option: RedisConnection): Connected {
 
 /** Options of a Cluster client mcp-fleet opens (the command connection, fail fast). */
 function clusterOptions(node: {
-  username?: string;
-  password?: string;
+  username?: string | undefined;
+  password?: string | undefined;
   tls?: ConnectionOptions | undefined;
 }): ClusterOptions {
   return {

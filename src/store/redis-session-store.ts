@@ -278,7 +278,7 @@ function encodePatch(patch: SessionPatch): string[] {
 }
 
 /** Rebuilds a record from HGETALL's flat `field, value, …` reply. */
-function decodeRecord(id: string, flat: string[]): SessionRecord {
+export function decodeRecord(id: string, flat: string[]): SessionRecord {
   const h = new Map<string, string>();
   for (let i = 0; i + 1 < flat.length; i += 2) h.set(flat[i]!, flat[i + 1]!);
   const principal = h.get('principal');

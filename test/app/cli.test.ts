@@ -32,7 +32,13 @@ function run(
   return new Promise((resolve, reject) => {
     const child = spawn(TSX, [join(ROOT, script), ...args], {
       cwd,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+      // The project's tsconfig (found from the cwd otherwise) maps `mcp-fleet` to src/, as in every test.
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        TSX_TSCONFIG_PATH: join(ROOT, 'tsconfig.json'),
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -66,6 +72,13 @@ describe('app/main.ts configuration errors', () => {
     const r = await run('app/main.ts', { ENVIRONMENT: 'production' }, [], dir);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /JWT_SECRET_KEY: required when ENVIRONMENT=production/);
+  });
+
+  it('refuses production without REDIS_URL unless SINGLE_INSTANCE=true', async () => {
+    const r = await run('app/main.ts', { ENVIRONMENT: 'production', JWT_SECRET_KEY: SECRET }, [], dir);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /REDIS_URL: required when ENVIRONMENT=production/);
+    assert.match(r.stderr, /SINGLE_INSTANCE=true/);
   });
 
   it('exits 2 for an empty allow-list and an idle TTL beyond the session lifetime', async () => {

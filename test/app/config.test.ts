@@ -38,6 +38,7 @@ describe('configuration', () => {
       allowedHosts: undefined,
       allowedOrigins: undefined,
       metricsEnabled: true,
+      singleInstance: false,
     });
   });
 
@@ -61,6 +62,7 @@ describe('configuration', () => {
       MCP_ALLOWED_HOSTS: 'a.example:443, b.example:443',
       MCP_ALLOWED_ORIGINS: 'https://a.example',
       METRICS_ENABLED: 'false',
+      SINGLE_INSTANCE: 'false',
     });
     assert.deepEqual(c, {
       environment: 'production',
@@ -79,7 +81,29 @@ describe('configuration', () => {
       allowedHosts: ['a.example:443', 'b.example:443'],
       allowedOrigins: ['https://a.example'],
       metricsEnabled: false,
+      singleInstance: false,
     });
+  });
+
+  it('refuses production without REDIS_URL unless SINGLE_INSTANCE=true says one instance is meant', () => {
+    const production = { ENVIRONMENT: 'production', JWT_SECRET_KEY: SECRET };
+    assert.throws(
+      () => parseConfig(production),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        /REDIS_URL: required when ENVIRONMENT=production \(or REDIS_SENTINELS, or REDIS_CLUSTER_NODES\): without it every replica keeps its own sessions/.test(
+          err.message,
+        ) &&
+        /SINGLE_INSTANCE=true/.test(err.message),
+    );
+    const single = parseConfig({ ...production, SINGLE_INSTANCE: 'true' });
+    assert.equal(single.redis, undefined);
+    assert.equal(single.singleInstance, true);
+    assert.equal(parseConfig({ ...production, REDIS_URL: 'redis://r:6379' }).singleInstance, false);
+    // Development keeps its zero-setup default.
+    assert.equal(parseConfig({}).redis, undefined);
+    // A Sentinel or Cluster is as good as a URL.
+    assert.equal(parseConfig({ ...production, REDIS_CLUSTER_NODES: 'c:7000' }).singleInstance, false);
   });
 
   it('treats empty values as unset', () => {

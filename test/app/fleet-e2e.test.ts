@@ -6,7 +6,6 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { hostname } from 'node:os';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -14,7 +13,7 @@ import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { CHALLENGE_INVALID, CHALLENGE_MISSING, signToken, type JwtSettings } from '../../app/auth.js';
 import { seedDatabase } from '../../app/db/seed.js';
-import { startCluster, type Instance } from '../helpers/instances.js';
+import { startInstance, type Instance } from '../helpers/instances.js';
 import { initBody, rawPost, textOf } from '../helpers/mcp-client.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
@@ -263,7 +262,7 @@ describe('reference server fleet: 3 instances, Redis, PostgreSQL, JWT, behind th
   let vt: VtStub;
   let proxy: Proxy;
   let instances: Instance[] = [];
-  /** Instance URL → the `server_id` its health_check reports (`${hostname}-${pid}`). */
+  /** Instance URL → the `server_id` its health_check reports (its INSTANCE_ID). */
   const serverIdOf = new Map<string, string>();
   const clients: Client[] = [];
   let alice: string;
@@ -280,23 +279,25 @@ describe('reference server fleet: 3 instances, Redis, PostgreSQL, JWT, behind th
     ]);
     await seedDatabase(postgres.url);
     const proxyHost = `127.0.0.1:${proxy.port}`;
-    instances = await startCluster(3, {
-      entry: ENTRY,
-      name: 'ref',
-      env: {
-        ENVIRONMENT: 'development',
-        REDIS_URL: redis.url,
-        DATABASE_URL: postgres.url,
-        JWT_SECRET_KEY: JWT.secret,
-        VIRUSTOTAL_API_KEY: VT_API_KEY,
-        VIRUSTOTAL_BASE_URL: vt.url,
-        // Clients address the proxy, which forwards their Host header unchanged.
-        MCP_ALLOWED_HOSTS: `${proxyHost},localhost:${proxy.port}`,
-        MCP_ALLOWED_ORIGINS: `http://${proxyHost},http://localhost:${proxy.port}`,
-        LOG_LEVEL: 'warn',
-      },
-    });
-    for (const i of instances) serverIdOf.set(i.url, `${hostname()}-${i.pid}`);
+    const env = {
+      ENVIRONMENT: 'development',
+      REDIS_URL: redis.url,
+      DATABASE_URL: postgres.url,
+      JWT_SECRET_KEY: JWT.secret,
+      VIRUSTOTAL_API_KEY: VT_API_KEY,
+      VIRUSTOTAL_BASE_URL: vt.url,
+      // Clients address the proxy, which forwards their Host header unchanged.
+      MCP_ALLOWED_HOSTS: `${proxyHost},localhost:${proxy.port}`,
+      MCP_ALLOWED_ORIGINS: `http://${proxyHost},http://localhost:${proxy.port}`,
+      LOG_LEVEL: 'warn',
+    };
+    // Named instances: the health_check of each reports its name as server_id.
+    instances = await Promise.all(
+      [0, 1, 2].map((n) =>
+        startInstance({ entry: ENTRY, name: `ref-${n}`, env: { ...env, INSTANCE_ID: `ref-${n}` } }),
+      ),
+    );
+    instances.forEach((i, n) => serverIdOf.set(i.url, `ref-${n}`));
     proxy.setTargets(instances.map((i) => i.url));
     [alice, bob] = await Promise.all([signToken(JWT, { sub: 'alice' }), signToken(JWT, { sub: 'bob' })]);
   });

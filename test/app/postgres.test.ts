@@ -6,6 +6,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import pg from 'pg';
 import { pino } from 'pino';
 import type { Database, Row } from '../../app/db/database.js';
+import { openDatabase } from '../../app/db/open.js';
 import { createPgliteDatabase } from '../../app/db/pglite.js';
 import { createPostgresDatabase } from '../../app/db/postgres.js';
 import { SAMPLE_EMPLOYEES } from '../../app/db/sample-employees.js';
@@ -83,7 +84,7 @@ function swapping(db: Database, swap: Record<string, string>): Database & { call
       const swapped = params.map((p) => (typeof p === 'string' && p in swap ? swap[p] : p));
       return db.query<R>(sql, swapped, signal);
     },
-    ping: () => db.ping(),
+    check: () => db.check(),
     close: () => Promise.resolve(),
   };
   return wrapped;
@@ -424,6 +425,31 @@ describe('PostgreSQL specifics', () => {
   });
   after(() => server.stop());
 
+  it('says at start why PostgreSQL cannot be used, naming where (never the password)', async () => {
+    const cases: Array<[url: string, where: string, cause: RegExp]> = [
+      ['postgres://nobody:hunter2@127.0.0.1:1/none', '127.0.0.1:1/none', /ECONNREFUSED/],
+      [
+        server.url.replace(/\/[^/]*$/, '/no_such_db'),
+        `127.0.0.1:${new URL(server.url).port}/no_such_db`,
+        /3D000 database "no_such_db" does not exist/,
+      ],
+    ];
+    for (const [url, where, cause] of cases) {
+      const { logger, lines } = capture();
+      const db = await openDatabase({ databaseUrl: url }, logger);
+      await db.close();
+      const warn = lines.find((l) => l.level === 40);
+      assert.ok(warn, JSON.stringify(lines));
+      assert.ok(warn.msg.startsWith(`PostgreSQL unreachable at ${where}: `), warn.msg);
+      assert.match(warn.msg, cause);
+      assert.ok(!JSON.stringify(lines).includes('hunter2'), 'no password in the log');
+    }
+    const { logger, lines } = capture();
+    const db = await openDatabase({ databaseUrl: server.url }, logger);
+    await db.close();
+    assert.ok(lines.some((l) => l.level === 30 && l.msg.startsWith('PostgreSQL reachable at 127.0.0.1:')));
+  });
+
   it('reports a missing table without SQL text, and seeding is idempotent', async () => {
     const db = createPostgresDatabase({ url: server.url });
     const client = await toolsOn(db);
@@ -494,7 +520,7 @@ describe('PostgreSQL specifics', () => {
     const slow: Database = {
       kind: db.kind,
       query: (_sql, _params, signal) => db.query('SELECT pg_sleep(30)', [], signal),
-      ping: () => db.ping(),
+      check: () => db.check(),
       close: () => db.close(),
     };
     const { logger, lines } = capture();
@@ -553,7 +579,7 @@ describe('PostgreSQL specifics', () => {
     importServer(server, 'postgres', createPostgresServer(db), logger);
     const client = await connect(server);
     try {
-      assert.equal(await db.ping(), false);
+      assert.match(String(await db.check()), /ECONNREFUSED/);
       const result = await call(client, 'postgres_query_employees', { department: 'Sales' });
       assertCleanError(result);
       const ref = /could not answer \(reference ([0-9a-f]{8})\)/.exec(text(result))?.[1];

@@ -13,7 +13,13 @@ describe('reference server as a process (test/fixtures/reference-instance.ts)', 
     const instance = await startInstance({
       entry: ENTRY,
       name: 'ref-prod',
-      env: { ENVIRONMENT: 'production', JWT_SECRET_KEY: SECRET, INSTANCE_ID: 'proc-1', LOG_LEVEL: 'debug' },
+      env: {
+        ENVIRONMENT: 'production',
+        SINGLE_INSTANCE: 'true',
+        JWT_SECRET_KEY: SECRET,
+        INSTANCE_ID: 'proc-1',
+        LOG_LEVEL: 'debug',
+      },
     });
     let exit;
     try {

@@ -181,7 +181,10 @@ describe('reference server over HTTP (in-memory sessions, anonymous)', () => {
 describe('reference server with JWT auth', () => {
   let server: RunningServer;
   before(async () => {
-    server = await start(config({ JWT_SECRET_KEY: SECRET, ENVIRONMENT: 'production' }), { logger: silent });
+    server = await start(
+      config({ JWT_SECRET_KEY: SECRET, ENVIRONMENT: 'production', SINGLE_INSTANCE: 'true' }),
+      { logger: silent },
+    );
   });
   after(() => server.close());
 

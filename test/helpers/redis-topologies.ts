@@ -367,7 +367,16 @@ export class TestRedisSentinel {
     });
     await Promise.all(sentinels.map((n) => n.start()));
     const t = new TestRedisSentinel(data, sentinels, dir);
-    // Every sentinel knows both replicas (and each other) before a test may kill the primary.
+    // Both replicas finished their first sync (a WAIT 1 on create could fail before that), and
+    // every sentinel knows both of them (and each other) before a test may kill the primary.
+    await until('2 replicas online', async () => {
+      const c = data[0]!.client();
+      try {
+        return ((await c.info('replication')).match(/state=online/g) ?? []).length === 2;
+      } finally {
+        c.disconnect();
+      }
+    });
     await until('sentinels see 2 replicas', async () => {
       for (const s of sentinels) {
         const c = s.client();

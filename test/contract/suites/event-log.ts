@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { FleetError } from '../../../src/errors.js';
 import type { EventLog, StoredEvent } from '../../../src/events/event-log.js';
 import type { SessionStore } from '../../../src/store/session-store.js';
+import { untilGone } from './expiry.js';
 
 /** Two handles on one log (two connections for Redis, the same object for memory). */
 export interface Logs {
@@ -141,15 +142,20 @@ export function eventLogContract(make: MakeLogs): void {
   });
 
   it('expires a log ttlMs after its last append', async () => {
-    const { a } = open({ maxEvents: 100, ttlMs: 300 });
+    const { a } = open({ maxEvents: 100, ttlMs: 1000 });
     const sid = newSession();
+    const first = Date.now();
     await a.append(sid, 'GET', ['a']);
-    await sleep(200);
+    await sleep(600);
     await a.append(sid, 'GET', ['b']);
-    await sleep(200);
-    assert.equal(await a.lastSeq(sid, 'GET'), 2, 'the append refreshed the TTL');
-    await sleep(250);
-    assert.equal(await a.lastSeq(sid, 'GET'), 0);
+    const second = Date.now();
+    await sleep(600);
+    // Read far inside the second append's TTL; past the first one's only if the machine kept up.
+    const lastSeq = await a.lastSeq(sid, 'GET');
+    assert.ok(Date.now() - first > 1000, 'outlived the first TTL');
+    assert.equal(lastSeq, 2, 'the append refreshed the TTL');
+    await untilGone('the log', async () => (await a.lastSeq(sid, 'GET')) === 0);
+    assert.ok(Date.now() - second >= 900, 'did not expire early');
     assert.deepEqual(await a.readAfter(sid, 'GET', 0), []);
   });
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FleetError } from '../../../src/errors.js';
+import { untilGone } from './expiry.js';
 import type { SessionRecord, SessionStore, TtlPolicy } from '../../../src/store/session-store.js';
 
 /** Two handles on one store: for Redis two stores on two separate connections, for memory the same one. */
@@ -217,7 +218,7 @@ export function sessionStoreContract(make: MakeStores): void {
   });
 
   it('slides the idle TTL on load, touch, update, getData and setData', async () => {
-    const { a } = open({ idleMs: 400, maxLifetimeMs: 60_000 });
+    const { a } = open({ idleMs: 800, maxLifetimeMs: 60_000 });
     const r = record();
     await a.create(r);
     const refreshers = [
@@ -227,13 +228,19 @@ export function sessionStoreContract(make: MakeStores): void {
       () => a.getData(r.id),
       () => a.setData(r.id, '1'),
     ];
-    // 5 × 200 ms = 1 s, well past the 400 ms idle TTL: only the refreshes keep it alive.
+    // 5 × 250 ms, well past the 800 ms idle TTL: only the refreshes keep it alive (each one
+    // lands far inside the TTL, so a slow machine cannot make it expire in between).
+    const started = Date.now();
     for (const refresh of refreshers) {
-      await sleep(200);
+      await sleep(250);
       assert.notEqual(await refresh(), undefined);
       assert.notEqual(await a.touch(r.id), undefined);
     }
-    await sleep(650);
+    assert.ok(Date.now() - started > 1000, 'outlived its idle TTL');
+    const lastTouch = Date.now();
+    // Polls the count: load and touch would slide the TTL they are waiting on.
+    await untilGone('idle session', async () => (await a.count()) === 0);
+    assert.ok(Date.now() - lastTouch >= 700, 'did not expire early');
     assert.equal(await a.touch(r.id), undefined);
     assert.equal(await a.load(r.id), undefined);
   });
@@ -270,13 +277,13 @@ export function sessionStoreContract(make: MakeStores): void {
   });
 
   it('counts lifetime from createdAt, so an old record dies early', async () => {
-    const { a } = open({ idleMs: 5000, maxLifetimeMs: 1000 });
+    const { a } = open({ idleMs: 60_000, maxLifetimeMs: 1500 });
     const old = record({ createdAt: Date.now() - 800 });
     await a.create(old);
     assert.notEqual(await a.touch(old.id), undefined);
     assert.equal(await a.count(), 1);
-    await sleep(350);
-    assert.equal(await a.touch(old.id), undefined);
+    await untilGone('old session', async () => (await a.touch(old.id)) === undefined);
+    assert.ok(Date.now() - old.createdAt < 5000, 'ended by its lifetime, not its 60 s idle TTL');
     assert.equal(await a.count(), 0);
     // Already past its lifetime at creation: never becomes visible.
     const dead = record({ createdAt: Date.now() - 2000 });
@@ -300,7 +307,7 @@ export function sessionStoreContract(make: MakeStores): void {
   });
 
   it('counts live sessions, dropping expired and deleted ones', async () => {
-    const { a, b } = open({ idleMs: 300, maxLifetimeMs: 60_000 });
+    const { a, b } = open({ idleMs: 800, maxLifetimeMs: 60_000 });
     assert.equal(await a.count(), 0);
     const keep = record();
     const drop = record();
@@ -309,11 +316,13 @@ export function sessionStoreContract(make: MakeStores): void {
     assert.equal(await b.count(), 3);
     await b.delete(drop.id);
     assert.equal(await a.count(), 2);
-    await sleep(200);
-    await a.touch(keep.id);
-    await sleep(200);
-    assert.equal(await a.count(), 1);
+    // `keep` is touched on every poll, far inside its TTL; `idle` never is.
+    await untilGone('the idle session from the count', async () => {
+      assert.notEqual(await a.touch(keep.id), undefined, 'a touched session stays');
+      return (await b.count()) === 1;
+    });
     assert.equal(await a.touch(idle.id), undefined);
+    assert.notEqual(await a.touch(keep.id), undefined);
     assert.equal(await a.count(), 1);
   });
 
@@ -340,7 +349,7 @@ export function sessionStoreContract(make: MakeStores): void {
     const r = record();
     await a.create(r);
     assert.equal(await a.setData(r.id, '{"big":true}'), 1);
-    await sleep(450);
+    await untilGone('the session', async () => (await a.count()) === 0);
     assert.equal(await a.getData(r.id), undefined);
     assert.equal(await a.setData(r.id, '{}'), 'gone');
   });

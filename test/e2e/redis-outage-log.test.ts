@@ -1,0 +1,107 @@
+// The operator reads from the log which dependency failed and when it came back: one line each, naming
+// Redis and where it is, not one line per reconnection attempt.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { createFleet, type Fleet, type Logger } from '../../src/index.js';
+import { TestRedis } from '../helpers/redis-server.js';
+
+interface Line {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  msg: string;
+}
+
+/** A Logger that keeps what it is told. */
+function recordingLogger(lines: Line[]): Logger {
+  const at =
+    (level: Line['level']) =>
+    (_obj: object, msg?: string): void => {
+      lines.push({ level, msg: msg ?? '' });
+    };
+  const logger: Logger = {
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    child: () => logger,
+  };
+  return logger;
+}
+
+/** Polls `check` until it holds, failing after `timeoutMs` with `what`. */
+async function waitFor(what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('Redis outage log lines', () => {
+  let redis: TestRedis;
+  let fleet: Fleet;
+  const lines: Line[] = [];
+
+  before(async () => {
+    redis = await TestRedis.start();
+    fleet = createFleet({
+      server: () => new McpServer({ name: 'log-test', version: '1.0.0' }),
+      redis: redis.url,
+      keyPrefix: TestRedis.prefix(),
+      logger: recordingLogger(lines),
+    });
+    const deadline = Date.now() + 10_000;
+    while (!(await fleet.ready())) {
+      if (Date.now() > deadline) throw new Error('fleet never became ready');
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  });
+  after(async () => {
+    await fleet?.close();
+    await redis?.stop();
+  });
+
+  it('says once that Redis is unreachable (and where), and once that it reconnected', async () => {
+    const where = `redis://127.0.0.1:${redis.port}/0`;
+    const unreachable = () =>
+      lines.filter((l) => l.level === 'warn' && l.msg.startsWith('Redis unreachable at'));
+    const reconnected = () =>
+      lines.filter((l) => l.level === 'info' && l.msg.startsWith('Redis reconnected'));
+    assert.equal(unreachable().length, 0, 'no outage logged while Redis is up');
+
+    await redis.kill();
+    await waitFor('the outage line', () => unreachable().length > 0);
+    assert.ok(unreachable()[0]!.msg.includes(where), unreachable()[0]!.msg);
+    // ioredis retries every 50 ms to 2 s; every failed attempt stays out of the warn level.
+    await waitFor('a few reconnection attempts', () => lines.filter((l) => l.level === 'debug').length >= 3);
+    assert.equal(unreachable().length, 1, 'one line per outage, not per attempt');
+    // The repeats of every part (heartbeat, subscriber) are debug while the outage is known.
+    assert.deepEqual(
+      lines.filter((l) => l.level === 'warn' || l.level === 'error').map((l) => l.msg),
+      [unreachable()[0]!.msg],
+    );
+
+    await redis.restart();
+    await waitFor('the recovery line', () => reconnected().length > 0);
+    assert.match(
+      reconnected()[0]!.msg,
+      new RegExp(`^Redis reconnected at ${where.replace(/[./]/g, '\\$&')} after \\d+\\.\\d s$`),
+    );
+    const deadline = Date.now() + 10_000;
+    while (!(await fleet.ready())) {
+      if (Date.now() > deadline) throw new Error('fleet did not recover');
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.equal(unreachable().length, 1);
+    assert.equal(reconnected().length, 1);
+  });
+
+  it('logs no outage when the fleet closes its own connection', async () => {
+    const before = lines.length;
+    await fleet.close();
+    assert.deepEqual(
+      lines.slice(before).filter((l) => l.msg.startsWith('Redis unreachable')),
+      [],
+    );
+  });
+});

@@ -1,0 +1,38 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
+import { FleetError } from '../../src/errors.js';
+import { describeRedis, isOutageError } from '../../src/redis/connection-log.js';
+
+describe('describeRedis', () => {
+  it('names where a client connects, never its credentials', () => {
+    const plain = new Redis('redis://user:secret@cache.internal:6380/2', { lazyConnect: true });
+    assert.equal(describeRedis(plain), 'redis://cache.internal:6380/2');
+    const tls = new Redis('rediss://mcp:secret@master.example.cache.amazonaws.com:6379', {
+      lazyConnect: true,
+    });
+    assert.equal(describeRedis(tls), 'rediss://master.example.cache.amazonaws.com:6379/0');
+    const socket = new Redis({ path: '/run/redis.sock', lazyConnect: true });
+    assert.equal(describeRedis(socket), 'unix:/run/redis.sock');
+    const sentinel = new Redis({
+      sentinels: [{ host: 's1', port: 26379 }, { host: 's2' }],
+      name: 'primary',
+      lazyConnect: true,
+    });
+    assert.equal(describeRedis(sentinel), 'sentinel s1:26379,s2:26379 (master primary)');
+    for (const c of [plain, tls, socket, sentinel]) c.disconnect();
+  });
+});
+
+describe('isOutageError', () => {
+  it('recognises an unreachable or slow store through the cause chain, and nothing else', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6379'), { code: 'ECONNREFUSED' });
+    assert.ok(isOutageError(refused));
+    assert.ok(isOutageError(new FleetError('STORE_UNAVAILABLE', 'Session store unavailable')));
+    assert.ok(isOutageError(new Error('instance heartbeat failed', { cause: refused })));
+    assert.ok(isOutageError(new Error('Connection is closed.')));
+    assert.ok(!isOutageError(new Error('malformed bus message (x): invalid')));
+    assert.ok(!isOutageError(new FleetError('INTERNAL', 'Session record x in Redis is malformed')));
+    assert.ok(!isOutageError('a string'));
+  });
+});
