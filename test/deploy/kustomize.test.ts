@@ -10,6 +10,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { parseConfig } from '../../app/config.js';
 import { SHUTDOWN_TIMEOUT_MS } from '../../app/main.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -55,7 +56,7 @@ describe('deploy/: the Kubernetes kit', () => {
   });
 
   it('has the overlays the operations guide describes', () => {
-    assert.deepEqual(overlays, ['external-redis', 'single-redis']);
+    assert.deepEqual(overlays, ['external-redis', 'redis-cluster', 'redis-sentinel', 'single-redis']);
   });
 
   it('every rendered object passes its Kubernetes schema', async () => {
@@ -146,7 +147,18 @@ describe('deploy/: the Kubernetes kit', () => {
       assert.equal(pod.securityContext?.runAsNonRoot, true);
       const env = new Map(server.env.map((e) => [e.name, e]));
       assert.equal(env.get('ENVIRONMENT')?.value, 'production');
-      assert.ok(env.get('REDIS_URL'), `${overlay} says where Redis is`);
+      // The reference server accepts the pod's environment (secrets filled in with placeholders).
+      const values = Object.fromEntries(
+        server.env.map((e) => [
+          e.name,
+          e.value ??
+            (e.name === 'REDIS_URL'
+              ? 'rediss://u:p@redis:6379'
+              : 'a-placeholder-secret-of-more-than-32-characters'),
+        ]),
+      );
+      const config = parseConfig(values);
+      assert.ok(config.redis, `${overlay} says where Redis is`);
       assert.equal(env.get('JWT_SECRET_KEY')?.valueFrom?.secretKeyRef?.name, 'mcp-fleet-secrets');
       assert.ok(!env.has('INSTANCE_ID'), 'instance ids stay unique per process');
       // The heap cap leaves room below the memory limit.
