@@ -103,6 +103,7 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
         ...timeout,
         maxEvents: opts.maxEventsPerStream,
         ttlMs: eventTtlMs,
+        endedTtlMs: opts.endedStreamTtlMs,
       });
     }
     rawBus = new RedisBus(redis, keys, {
@@ -124,6 +125,7 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
       log = new MemoryEventLog({
         maxEvents: opts.maxEventsPerStream,
         ttlMs: eventTtlMs,
+        endedTtlMs: opts.endedStreamTtlMs,
         checkFence: (sid, fence) => memoryStore.checkFence(sid, fence),
       });
     }

@@ -32,6 +32,7 @@ export interface ResolvedOptions {
   jsonResponse: boolean;
   resumable: boolean;
   maxEventsPerStream: number;
+  endedStreamTtlMs: number;
   sseRetryMs: number;
   keepAliveMs: number;
   redisCommandTimeoutMs: number;
@@ -87,6 +88,7 @@ export function resolveOptions<T extends JsonValue>(o: FleetOptions<T>): Resolve
     jsonResponse: o.jsonResponse ?? false,
     resumable: o.resumable ?? true,
     maxEventsPerStream: o.maxEventsPerStream ?? 1000,
+    endedStreamTtlMs: o.endedStreamTtlMs ?? 60_000,
     sseRetryMs: o.sseRetryMs ?? 1000,
     keepAliveMs: o.keepAliveMs ?? 15_000,
     redisCommandTimeoutMs: o.redisCommandTimeoutMs ?? 2000,
@@ -114,6 +116,7 @@ export function resolveOptions<T extends JsonValue>(o: FleetOptions<T>): Resolve
     'maxLiveSessions',
     'liveSessionIdleMs',
     'maxEventsPerStream',
+    'endedStreamTtlMs',
     'keepAliveMs',
     'redisCommandTimeoutMs',
     'legacyPostTimeoutMs',

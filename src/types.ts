@@ -161,6 +161,12 @@ export interface FleetOptions<T extends JsonValue = JsonValue> {
   resumable?: boolean | undefined;
   /** Events kept per stream in the event log (approximate cap). @default 1000 */
   maxEventsPerStream?: number | undefined;
+  /**
+   * How long a finished stream's log is kept after its last event (its answer), so a client whose
+   * connection dropped can still reconnect and read it; a live stream's log lives as long as its
+   * session. @default 60_000
+   */
+  endedStreamTtlMs?: number | undefined;
   /** `retry` field (ms) sent with the priming event of each SSE stream. @default 1000 */
   sseRetryMs?: number | undefined;
   /**

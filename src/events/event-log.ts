@@ -1,5 +1,18 @@
 import type { Fence } from '../store/session-store.js';
 
+/**
+ * Stored after a stream's last message: a replaying instance closes the connection when it reads it,
+ * and the log, finished, is kept only `endedTtlMs` from then on (a client reconnecting reads its end).
+ */
+export const END_MARKER = '{"__fleet":"end"}';
+
+/** The TTL of a log whose append ends with {@link END_MARKER}: the shorter of the two. */
+export function ttlAfterAppend(data: string[], ttlMs: number, endedTtlMs: number | undefined): number {
+  return data[data.length - 1] === END_MARKER && endedTtlMs !== undefined
+    ? Math.min(ttlMs, endedTtlMs)
+    : ttlMs;
+}
+
 /** One stored event of a stream: its sequence number (1, 2, …) and the serialized message. */
 export interface StoredEvent {
   seq: number;
@@ -9,7 +22,8 @@ export interface StoredEvent {
 /**
  * Per-stream event logs that make SSE streams resumable. Each stream of a session has its own
  * log with consecutive sequence numbers starting at 1; logs are capped (oldest dropped first) and
- * expire with their session.
+ * expire with their session — or, once finished (the last append ends with {@link END_MARKER}),
+ * shortly after that (`endedTtlMs`), so a busy session does not keep every answer it ever streamed.
  */
 export interface EventLog {
   /**

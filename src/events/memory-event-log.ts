@@ -1,6 +1,6 @@
 import { FleetError, notOwner } from '../errors.js';
 import type { Fence, WriteOutcome } from '../store/session-store.js';
-import type { EventLog, StoredEvent } from './event-log.js';
+import { ttlAfterAppend, type EventLog, type StoredEvent } from './event-log.js';
 
 /** Options of {@link MemoryEventLog}. */
 export interface MemoryEventLogOptions {
@@ -11,6 +11,11 @@ export interface MemoryEventLogOptions {
   maxEvents?: number;
   /** TTL of a stream's log in ms, refreshed on every append. */
   ttlMs: number;
+  /**
+   * TTL in ms of a finished stream's log (from the append that ends it), when shorter than `ttlMs`.
+   * @default ttlMs
+   */
+  endedTtlMs?: number | undefined;
   /**
    * Clock in ms since the epoch (tests inject one).
    * @default Date.now
@@ -38,6 +43,7 @@ export class MemoryEventLog implements EventLog {
   private readonly logs = new Map<string, Log>();
   private readonly maxEvents: number;
   private readonly ttlMs: number;
+  private readonly endedTtlMs: number | undefined;
   private readonly now: () => number;
   private readonly checkFence: ((sessionId: string, fence: Fence) => WriteOutcome) | undefined;
   /** Size at which append sweeps expired logs next, so abandoned ones cannot pile up. */
@@ -46,6 +52,7 @@ export class MemoryEventLog implements EventLog {
   constructor(opts: MemoryEventLogOptions) {
     this.maxEvents = opts.maxEvents ?? 1000;
     this.ttlMs = opts.ttlMs;
+    this.endedTtlMs = opts.endedTtlMs;
     this.now = opts.now ?? Date.now;
     this.checkFence = opts.checkFence;
   }
@@ -71,7 +78,7 @@ export class MemoryEventLog implements EventLog {
       return seq;
     });
     if (log.events.length > this.maxEvents) log.events.splice(0, log.events.length - this.maxEvents);
-    log.expiresAt = this.now() + this.ttlMs;
+    log.expiresAt = this.now() + ttlAfterAppend(data, this.ttlMs, this.endedTtlMs);
     return seqs;
   }
 

@@ -4,7 +4,7 @@ import { call, DEFAULT_COMMAND_TIMEOUT_MS } from '../redis/call.js';
 import { pipelinePerSlot, type RedisClient } from '../redis/client.js';
 import { groupByShard, type RedisKeys } from '../redis/keys.js';
 import { defineLuaScript, type LuaScript } from '../redis/lua-script.js';
-import type { EventLog, StoredEvent } from './event-log.js';
+import { ttlAfterAppend, type EventLog, type StoredEvent } from './event-log.js';
 
 /** Options of {@link RedisEventLog}. */
 export interface RedisEventLogOptions {
@@ -15,6 +15,11 @@ export interface RedisEventLogOptions {
   maxEvents?: number;
   /** TTL of a stream's log in ms, refreshed on every append (set it to the session lifetime). */
   ttlMs: number;
+  /**
+   * TTL in ms of a finished stream's log (from the append that ends it), when shorter than `ttlMs`.
+   * @default ttlMs
+   */
+  endedTtlMs?: number | undefined;
   /**
    * Bound on every Redis call in ms; past it the call fails with `STORE_UNAVAILABLE`.
    * @default 2000
@@ -33,6 +38,7 @@ export const DEFAULT_MAX_EVENTS = 1000;
 export class RedisEventLog implements EventLog {
   private readonly maxEvents: number;
   private readonly ttlMs: number;
+  private readonly endedTtlMs: number | undefined;
   private readonly timeoutMs: number;
   private readonly scripts: Record<'append' | 'lastSeq', LuaScript>;
 
@@ -43,6 +49,7 @@ export class RedisEventLog implements EventLog {
   ) {
     this.maxEvents = opts.maxEvents ?? DEFAULT_MAX_EVENTS;
     this.ttlMs = opts.ttlMs;
+    this.endedTtlMs = opts.endedTtlMs;
     this.timeoutMs = opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     this.scripts = {
       append: defineLuaScript(redis, 'append-events'),
@@ -71,7 +78,15 @@ export class RedisEventLog implements EventLog {
     if (data.length === 0) return [];
     const seqs = (await this.scripts.append.run(
       [this.keys.events(sessionId, streamId), this.keys.session(sessionId), this.keys.logs(sessionId)],
-      [this.maxEvents, this.ttlMs, fence?.owner ?? '', fence?.epoch ?? 0, streamId, ...data],
+      [
+        this.maxEvents,
+        ttlAfterAppend(data, this.ttlMs, this.endedTtlMs),
+        this.ttlMs,
+        fence?.owner ?? '',
+        fence?.epoch ?? 0,
+        streamId,
+        ...data,
+      ],
       this.timeoutMs,
     )) as number[];
     if (seqs[0] === -1) throw new FleetError('SESSION_NOT_FOUND', 'Session not found');

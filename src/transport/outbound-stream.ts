@@ -1,14 +1,13 @@
 import type { JSONRPCMessage, RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { FleetError } from '../errors.js';
-import type { EventLog } from '../events/event-log.js';
+import { END_MARKER, type EventLog } from '../events/event-log.js';
 import type { Fence } from '../store/session-store.js';
 import { encodeEventId } from './event-id.js';
 
 /** What an append fenced off returns: the messages go to a local connection only. */
 const FENCED = 'fenced' as const;
 
-/** Stored after a stream's last message: a replaying instance closes the connection when it reads it. */
-export const END_MARKER = '{"__fleet":"end"}';
+export { END_MARKER };
 
 /** Where a stream's messages go: a live HTTP connection here, or an instance that holds it. */
 export interface StreamSink {

@@ -6,6 +6,7 @@ import { RedisEventLog } from '../../src/events/redis-event-log.js';
 import { MemorySessionStore } from '../../src/store/memory-session-store.js';
 import { RedisSessionStore } from '../../src/store/redis-session-store.js';
 import { scanKeys, useRedisPair } from '../helpers/redis-server.js';
+import { END_MARKER } from '../../src/events/event-log.js';
 import { newSession, seqs, eventLogContract, fencedEventLogContract } from './suites/event-log.js';
 
 describe('MemoryEventLog', () => {
@@ -42,6 +43,20 @@ describe('RedisEventLog', () => {
     }
     assert.deepEqual(await rp.c1.smembers(rp.keys.logs(sid)), ['GET']);
     assert.ok((await rp.c1.xlen(rp.keys.events(sid, 'GET'))) <= 200);
+  });
+
+  it("shortens only the finished stream's TTL; the set of logs keeps the session's", async () => {
+    const log = new RedisEventLog(rp.c1, rp.keys, { ttlMs: 600_000, endedTtlMs: 30_000 });
+    const sid = newSession();
+    await log.append(sid, 'GET', ['{"n":1}']);
+    await log.append(sid, 'p1', ['{"r":1}', END_MARKER]);
+    const pttl = (k: string) => rp.c1.pttl(k);
+    assert.ok((await pttl(rp.keys.events(sid, 'p1'))) <= 30_000);
+    assert.ok((await pttl(rp.keys.events(sid, 'GET'))) > 30_000);
+    assert.ok((await pttl(rp.keys.logs(sid))) > 30_000);
+    assert.deepEqual((await rp.c1.smembers(rp.keys.logs(sid))).sort(), ['GET', 'p1']);
+    await log.deleteSession(sid);
+    assert.deepEqual(await scanKeys(rp.c1, rp.keys.prefix), []);
   });
 
   it('fails fast with STORE_UNAVAILABLE while Redis is frozen', async () => {

@@ -6,7 +6,8 @@ import { createServer, type Server } from 'node:http';
 import { createFleet, type Fleet } from '../../src/index.js';
 import { buildDemoServer } from '../fixtures/demo-server.js';
 import { initBody, rawPost } from '../helpers/mcp-client.js';
-import { TestRedis } from '../helpers/redis-server.js';
+import { scanKeys, TestRedis } from '../helpers/redis-server.js';
+import { RedisKeys } from '../../src/redis/keys.js';
 import { TcpCounter } from '../helpers/tcp-counter.js';
 
 async function serve(fleet: Fleet): Promise<{ url: string; server: Server }> {
@@ -214,5 +215,56 @@ describe('Redis faults', () => {
     }
     const sid = await initialize(url);
     assert.equal((await rawPost(url, echo(3), { 'mcp-session-id': sid })).status, 200);
+  });
+});
+
+describe('Redis memory per call', () => {
+  let redis: TestRedis;
+  before(async () => {
+    redis = await TestRedis.start();
+  });
+  after(async () => {
+    await redis.stop();
+  });
+
+  it("a finished answer's log stays only endedStreamTtlMs; DELETE removes what is left", async () => {
+    const prefix = TestRedis.prefix();
+    const keys = new RedisKeys(prefix);
+    const fleet = createFleet({
+      server: (ctx) => buildDemoServer(ctx),
+      redis: redis.url,
+      keyPrefix: prefix,
+      endedStreamTtlMs: 500,
+    });
+    const { url, server } = await serve(fleet);
+    const db = redis.client();
+    try {
+      const sid = await initialize(url);
+      const headers = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
+      for (let i = 1; i <= 5; i++) assert.equal((await rawPost(url, echo(i), headers)).status, 200);
+      const logKeys = async () => (await scanKeys(db, prefix)).filter((k) => k.includes(':events:'));
+      const logs = await logKeys();
+      assert.equal(logs.length, 5, 'one log per answered POST');
+      for (const k of logs) {
+        const pttl = await db.pttl(k);
+        assert.ok(pttl > 0 && pttl <= 500, `${k}: PTTL ${pttl}`);
+      }
+      assert.ok((await db.pttl(keys.session(sid))) > 60_000, 'the session keeps its idle TTL');
+      // The logs go by themselves; the session stays.
+      const started = Date.now();
+      while ((await logKeys()).length > 0) {
+        assert.ok(Date.now() - started < 5000, 'finished logs expired');
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      assert.equal((await rawPost(url, echo(6), headers)).status, 200, 'the session works on');
+      const d = await fetch(url, { method: 'DELETE', headers });
+      assert.equal(d.status, 200);
+      const left = (await scanKeys(db, prefix)).filter((k) => k.includes(sid));
+      assert.deepEqual(left, [], 'DELETE removed every key of the session');
+    } finally {
+      db.disconnect();
+      server.close();
+      await fleet.close();
+    }
   });
 });

@@ -5,11 +5,12 @@
 -- KEYS[2]  session hash   (RedisKeys.session)
 -- KEYS[3]  set of logs    (RedisKeys.logs)
 -- ARGV[1]  maxEvents (approximate cap: MAXLEN ~)
--- ARGV[2]  ttlMs of the stream key
--- ARGV[3]  fence: owner instance id, or '' for an unfenced append
--- ARGV[4]  fence: epoch
--- ARGV[5]  stream id (the member of the set of logs)
--- ARGV[6…] the serialized messages, in order
+-- ARGV[2]  ttlMs of the stream key (shorter when this append ends the stream)
+-- ARGV[3]  ttlMs of the set of logs (the session's: it must outlive every log it names)
+-- ARGV[4]  fence: owner instance id, or '' for an unfenced append
+-- ARGV[5]  fence: epoch
+-- ARGV[6]  stream id (the member of the set of logs)
+-- ARGV[7…] the serialized messages, in order
 --
 -- Returns the sequence numbers of the appended messages, or {-1} when the session is gone and {-2}
 -- when the fence does not hold (nothing appended).
@@ -17,19 +18,20 @@
 -- @include stream-last-seq
 -- @include fence
 
-local fence = checkFence(KEYS[2], ARGV[3], ARGV[4])
+local fence = checkFence(KEYS[2], ARGV[4], ARGV[5])
 if fence ~= 0 then
   return {fence}
 end
 local seq = lastSeq(KEYS[1])
 local seqs = {}
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   seq = seq + 1
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], string.format('%d-0', seq), 'd', ARGV[i])
   seqs[#seqs + 1] = seq
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('SADD', KEYS[3], ARGV[5])
--- The set outlives every log it names: each log's TTL is refreshed no later than the set's.
-redis.call('PEXPIRE', KEYS[3], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[6])
+-- The set outlives every log it names: each log's TTL is refreshed no later than the set's, and no
+-- log's TTL is longer.
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
 return seqs

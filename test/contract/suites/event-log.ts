@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FleetError } from '../../../src/errors.js';
-import type { EventLog, StoredEvent } from '../../../src/events/event-log.js';
+import { END_MARKER, type EventLog, type StoredEvent } from '../../../src/events/event-log.js';
 import type { SessionStore } from '../../../src/store/session-store.js';
 import { untilGone } from './expiry.js';
 
@@ -12,7 +12,7 @@ export interface Logs {
   a: EventLog;
   b: EventLog;
 }
-export type MakeLogs = (opts: { maxEvents: number; ttlMs: number }) => Logs;
+export type MakeLogs = (opts: { maxEvents: number; ttlMs: number; endedTtlMs?: number }) => Logs;
 
 export const DEFAULTS = { maxEvents: 1000, ttlMs: 60_000 };
 
@@ -23,7 +23,7 @@ export const range = (from: number, to: number) => Array.from({ length: to - fro
 /** The EventLog contract; `make` is called inside tests, after the suite's `before` hooks. */
 export function eventLogContract(make: MakeLogs): void {
   const opened: EventLog[] = [];
-  const open = (opts = DEFAULTS): Logs => {
+  const open = (opts: Parameters<MakeLogs>[0] = DEFAULTS): Logs => {
     const logs = make(opts);
     opened.push(logs.a, logs.b);
     return logs;
@@ -157,6 +157,22 @@ export function eventLogContract(make: MakeLogs): void {
     await untilGone('the log', async () => (await a.lastSeq(sid, 'GET')) === 0);
     assert.ok(Date.now() - second >= 900, 'did not expire early');
     assert.deepEqual(await a.readAfter(sid, 'GET', 0), []);
+  });
+
+  it('keeps a finished log only endedTtlMs after its end marker, a live one as long as its TTL', async () => {
+    const { a, b } = open({ maxEvents: 100, ttlMs: 60_000, endedTtlMs: 300 });
+    const [done, live] = [newSession(), newSession()];
+    await a.append(done, 'p1', ['{"r":1}']);
+    await a.append(live, 'GET', ['{"n":1}']);
+    const ended = Date.now();
+    assert.deepEqual(await a.append(done, 'p1', ['{"r":2}', END_MARKER]), [2, 3]);
+    assert.deepEqual(seqs(await b.readAfter(done, 'p1', 0)), [1, 2, 3], 'readable right after the end');
+    await untilGone('the finished log', async () => (await b.lastSeq(done, 'p1')) === 0);
+    assert.ok(Date.now() - ended >= 250, 'not before its window');
+    assert.equal(await b.lastSeq(live, 'GET'), 1, 'the live log stays');
+    // A new append to the live stream, not an end: the full TTL again.
+    await a.append(live, 'GET', ['{"n":2}']);
+    assert.equal(await b.lastSeq(live, 'GET'), 2);
   });
 
   it('rejects a sequence number that is not a non-negative integer', async () => {
