@@ -21,14 +21,45 @@ import { JsonSink } from './json-sink.js';
 import { SseSink } from './sse-sink.js';
 
 const MAX_BATCH = 100;
+/**
+ * Deepest nesting of objects and arrays accepted in a message. `JSON.parse` takes thousands of levels
+ * but `JSON.stringify` (storing the session, forwarding on the bus) and schema validation recurse and
+ * fail far below that: such a message is refused here with a 400, not failed later as an outage.
+ */
+export const MAX_JSON_DEPTH = 128;
+
+/** True when `text` (JSON) nests objects/arrays deeper than `limit`; a linear scan, no recursion. */
+function nestsDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
 
 /** Parses and validates a POST body into JSON-RPC messages (400 on anything else). */
 export function parseMessages(body: Buffer): { messages: JSONRPCMessage[]; batch: boolean } {
   let raw: unknown;
+  const text = body.toString('utf8');
   try {
-    raw = JSON.parse(body.toString('utf8'));
+    raw = JSON.parse(text);
   } catch {
     throw new FleetError('PARSE_ERROR', 'Parse error: Invalid JSON');
+  }
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
+    throw new FleetError(
+      'INVALID_REQUEST',
+      `Invalid Request: JSON nested deeper than ${MAX_JSON_DEPTH} levels`,
+    );
   }
   const batch = Array.isArray(raw);
   const items = batch ? (raw as unknown[]) : [raw];

@@ -29,6 +29,9 @@ const TOPOLOGIES: Array<[string, () => Promise<RunningRedis>]> = [
   ['Redis Cluster', () => TestRedisCluster.start()],
 ];
 
+/** `{"a":{"a":…{}}}`, `levels` objects deep; brackets inside strings do not count. */
+const nested = (levels: number) => '{"a":'.repeat(levels - 1) + '{"s":"[[{{"}' + '}'.repeat(levels - 1);
+
 for (const [topology, startRedis] of TOPOLOGIES)
   describe(`core across 3 instances, on ${topology}`, () => {
     let redis: RunningRedis;
@@ -218,6 +221,23 @@ for (const [topology, startRedis] of TOPOLOGIES)
         ['bad JSON', () => rawPost(url, '{"jsonrpc":', { 'mcp-session-id': sid }), 400, -32700],
         ['not JSON-RPC', () => rawPost(url, '{"hello":1}', { 'mcp-session-id': sid }), 400, -32600],
         ['empty batch', () => rawPost(url, '[]', { 'mcp-session-id': sid }), 400, -32600],
+        [
+          'initialize nested 5,000 levels deep (JSON.stringify cannot store it)',
+          () => rawPost(url, initBody(1).replace('"capabilities":{}', `"capabilities":${nested(5000)}`)),
+          400,
+          -32600,
+        ],
+        [
+          'tool arguments nested 200 levels deep',
+          () =>
+            rawPost(
+              url,
+              `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":${nested(200)}}}`,
+              { 'mcp-session-id': sid },
+            ),
+          400,
+          -32600,
+        ],
         [
           'body over 4 MiB',
           () =>
