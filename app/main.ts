@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { createFleet, type Fleet } from 'mcp-fleet';
+import { createFleet, handleClientErrors, type Fleet } from 'mcp-fleet';
 import { createAuthenticator } from './auth.js';
 import { ConfigError, loadConfig, type AppConfig } from './config.js';
 import { openDatabase } from './db/open.js';
@@ -102,6 +102,8 @@ export async function start(
   const server = createServer(
     createRequestListener({ fleet: () => fleet, shuttingDown: () => shuttingDown, logger, metrics }),
   );
+  // Malformed requests Node rejects itself get a JSON-RPC error body too, and no reset.
+  handleClientErrors(server);
   // Outlive the idle timeout of load balancers in front (60 s on most), so they never reuse a closed socket.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;

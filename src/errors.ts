@@ -11,6 +11,7 @@ export type FleetErrorCode =
   | 'PARSE_ERROR'
   | 'INVALID_REQUEST'
   | 'METHOD_NOT_ALLOWED'
+  | 'EXPECTATION_FAILED'
   | 'NOT_FOUND'
   | 'UNAUTHORIZED'
   | 'FORBIDDEN'
@@ -39,6 +40,7 @@ export const ERROR_TABLE: Record<FleetErrorCode, { status: number; rpc: number }
   PARSE_ERROR: { status: 400, rpc: -32700 },
   INVALID_REQUEST: { status: 400, rpc: -32600 },
   METHOD_NOT_ALLOWED: { status: 405, rpc: -32000 },
+  EXPECTATION_FAILED: { status: 417, rpc: -32000 },
   NOT_FOUND: { status: 404, rpc: -32000 },
   UNAUTHORIZED: { status: 401, rpc: -32000 },
   FORBIDDEN: { status: 403, rpc: -32000 },

@@ -1,5 +1,6 @@
 // The public surface of mcp-fleet: every export is listed by name (adding one is an API decision).
 export { createFleet } from './fleet.js';
+export { handleClientErrors } from './http/client-errors.js';
 export { FleetError, UnauthorizedError, ERROR_TABLE } from './errors.js';
 export type { FleetErrorCode } from './errors.js';
 export type {

@@ -33,9 +33,14 @@ export function createHandler(
     [opts.path, { POST: handlePost, GET: handleGet, DELETE: handleDelete }],
     ...extra,
   ]);
-  const fail: typeof sendError = (res, err, headers) => {
+  const fail = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    err: unknown,
+    headers?: Record<string, string>,
+  ) => {
     ctx.metrics.errorResponse(err);
-    sendError(res, err, headers);
+    sendError(res, err, headers, req);
   };
 
   return (req, res, next) => {
@@ -43,16 +48,24 @@ export function createHandler(
     const methods = routes.get(path);
     if (!methods) {
       if (next) return next();
-      fail(res, new FleetError('NOT_FOUND', 'Not Found'));
+      fail(req, res, new FleetError('NOT_FOUND', 'Not Found'));
       return;
     }
     ctx.metrics.request(req, res, path);
     // Shutting down: a kept-alive connection must not bring the next request back here.
     if (ctx.draining()) res.setHeader('connection', 'close');
+    if (!req.headers.host && req.httpVersion === '1.1') {
+      // RFC 9112 §3.2 (Node refuses these itself unless `handleClientErrors` hands them here).
+      fail(
+        req,
+        res,
+        new FleetError('INVALID_REQUEST', 'Bad Request: an HTTP/1.1 request needs a Host header'),
+      );
+      return;
+    }
     const route = methods[req.method ?? ''];
     if (!route) {
-      req.resume();
-      fail(res, new FleetError('METHOD_NOT_ALLOWED', 'Method Not Allowed'), {
+      fail(req, res, new FleetError('METHOD_NOT_ALLOWED', 'Method Not Allowed'), {
         allow: Object.keys(methods).join(', '),
       });
       return;
@@ -61,8 +74,7 @@ export function createHandler(
       if (!(err instanceof FleetError) || err.status >= 500) {
         ctx.logger.error({ err, path, method: req.method }, 'request failed');
       }
-      req.resume();
-      fail(res, err);
+      fail(req, res, err);
     });
   };
 }
