@@ -33,6 +33,8 @@ export interface AppConfig {
   redisReplicasOnCreate: number;
   /** Pub/sub flavour on a Cluster (`REDIS_PUBSUB`). */
   redisPubSub: 'sharded' | 'classic';
+  /** Re-create sessions the store lost under their client's id (`RECOVER_SESSIONS`; risks in the README). */
+  recoverSessions: boolean;
   /**
    * JWT verification settings; `undefined` → anonymous access (development only). `issuer` / `audience`, when
    * set, are required values of the `iss` / `aud` claims.
@@ -218,6 +220,7 @@ const envSchema = z
     MCP_ALLOWED_ORIGINS: optional(commaList()),
     METRICS_ENABLED: booleanVar(true),
     SINGLE_INSTANCE: booleanVar(false),
+    RECOVER_SESSIONS: booleanVar(false),
   })
   .superRefine((env, ctx) => {
     if (env.ENVIRONMENT === 'production' && env.JWT_SECRET_KEY === undefined) {
@@ -358,6 +361,7 @@ export function parseConfig(env: Record<string, string | undefined>): AppConfig 
     redis: redisConnection(e),
     redisReplicasOnCreate: e.REDIS_REPLICAS_ON_CREATE,
     redisPubSub: e.REDIS_PUBSUB,
+    recoverSessions: e.RECOVER_SESSIONS,
     jwt:
       e.JWT_SECRET_KEY === undefined
         ? undefined

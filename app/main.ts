@@ -132,6 +132,7 @@ export async function start(
       redis: config.redis,
       redisReplicasOnCreate: config.redisReplicasOnCreate,
       redisPubSub: config.redisPubSub,
+      recoverSessions: config.recoverSessions,
       authenticate: config.jwt === undefined ? undefined : createAuthenticator(config.jwt),
       instanceId,
       sessionTtlMs: config.sessionTtlSeconds * 1000,

@@ -60,6 +60,9 @@ export class FleetMetrics {
   /** A session was created (initialize, or a legacy `GET /sse`). */
   sessionCreated(_transport: 'streamable-http' | 'sse'): void {}
 
+  /** A session unknown to the store was re-created under its client's id (`recoverSessions`). */
+  sessionRecovered(): void {}
+
   /** Counts the outcome of one hydration; resolves or rejects as `hydration` does. */
   hydration<T>(hydration: Promise<T>): Promise<T> {
     return hydration;
@@ -91,6 +94,7 @@ class PromFleetMetrics extends FleetMetrics {
   private readonly requests: Counter<'method' | 'path_kind' | 'status'>;
   private readonly duration: Histogram<'method' | 'path_kind'>;
   private readonly sessionsCreated: Counter<'transport'>;
+  private readonly sessionsRecovered: Counter;
   private readonly hydrations: Counter<'outcome'>;
   private readonly busMessages: Counter<'direction' | 'type'>;
   private readonly forwardedAnswers: Counter;
@@ -144,6 +148,11 @@ class PromFleetMetrics extends FleetMetrics {
       name: `${PREFIX}sessions_created_total`,
       help: 'Sessions created on this instance',
       labelNames: ['transport'] as const,
+      registers,
+    });
+    this.sessionsRecovered = new Counter({
+      name: `${PREFIX}sessions_recovered_total`,
+      help: 'Sessions the store did not know, re-created under their client id (recoverSessions)',
       registers,
     });
     this.hydrations = new Counter({
@@ -240,6 +249,10 @@ class PromFleetMetrics extends FleetMetrics {
 
   override sessionCreated(transport: 'streamable-http' | 'sse'): void {
     this.sessionsCreated.inc({ transport });
+  }
+
+  override sessionRecovered(): void {
+    this.sessionsRecovered.inc();
   }
 
   override hydration<T>(hydration: Promise<T>): Promise<T> {

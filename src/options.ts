@@ -45,6 +45,8 @@ export interface ResolvedOptions {
   ownerAckTimeoutMs: number;
   shutdownGraceMs: number;
   rebalance: RebalancePolicy | undefined;
+  /** Recoveries per principal and minute, or undefined: recovery off. */
+  recoverSessions: { maxPerMinute: number } | undefined;
   maxStreamBufferBytes: number;
   maxLegacySessions: number;
   allowedHosts: string[];
@@ -101,6 +103,10 @@ export function resolveOptions<T extends JsonValue>(o: FleetOptions<T>): Resolve
     ownerAckTimeoutMs: o.ownerAckTimeoutMs ?? 1000,
     shutdownGraceMs: o.shutdownGraceMs ?? 5000,
     rebalance: resolveRebalance(o.rebalance),
+    recoverSessions:
+      o.recoverSessions === undefined || o.recoverSessions === false
+        ? undefined
+        : { maxPerMinute: (o.recoverSessions === true ? undefined : o.recoverSessions.maxPerMinute) ?? 10 },
     maxStreamBufferBytes: o.maxStreamBufferBytes ?? 8 * 1024 * 1024,
     maxLegacySessions: o.maxLegacySessions ?? 1000,
     allowedHosts: o.allowedHosts ?? [],
@@ -138,6 +144,10 @@ export function resolveOptions<T extends JsonValue>(o: FleetOptions<T>): Resolve
   }
   if (r.redisPubSub !== 'sharded' && r.redisPubSub !== 'classic') {
     throw new RangeError("createFleet: `redisPubSub` must be 'sharded' or 'classic'");
+  }
+  const recovery = r.recoverSessions?.maxPerMinute;
+  if (recovery !== undefined && (!Number.isInteger(recovery) || recovery < 1)) {
+    throw new RangeError('createFleet: `recoverSessions.maxPerMinute` must be a whole number, 1 or more');
   }
   if (r.instanceTtlMs < 2 * r.heartbeatMs) {
     throw new RangeError('createFleet: `instanceTtlMs` must be at least twice `heartbeatMs`');

@@ -67,10 +67,12 @@ export type SessionCloseReason = 'deleted' | 'expired' | 'evicted' | 'handoff' |
  * - `initialize`: the session is new (a client's `initialize`, or a legacy `GET /sse`);
  * - `handoff`: its previous owner handed it off (shut down, or rebalanced its sessions);
  * - `eviction`: its previous copy was evicted from an instance's memory (possibly this one);
- * - `failover`: its previous owner died or froze, and this instance took the session over.
+ * - `failover`: its previous owner died or froze, and this instance took the session over;
+ * - `recovered`: the store had lost the session (`recoverSessions`): re-created under the client's id
+ *   with a conservative client profile (no capabilities); its data starts empty.
  * In every case but `initialize` the factory's server starts from the session's record and data only.
  */
-export type SessionOrigin = 'initialize' | 'handoff' | 'eviction' | 'failover';
+export type SessionOrigin = 'initialize' | 'handoff' | 'eviction' | 'failover' | 'recovered';
 
 /** What the server factory gets for each session it builds. */
 export interface SessionContext<T extends JsonValue = JsonValue> {
@@ -245,6 +247,21 @@ export interface FleetOptions<T extends JsonValue = JsonValue> {
         /** How often an instance compares its share with the fleet's. @default 2000 */
         intervalMs?: number | undefined;
       };
+  /**
+   * Session recovery, off by default: a request naming a well-formed session id the store does not
+   * know (its Redis data was lost, or it expired) re-creates that session for the request's principal
+   * instead of answering 404 — for clients that never re-initialize after a 404 (the SDK client and
+   * the Inspector keep the dead id). The new session has a conservative client profile (the request's
+   * protocol version, no client capabilities: no sampling, elicitation or roots; clientInfo
+   * `recovered`), empty data, and `ctx.origin` `recovered`; each recovery counts in
+   * `mcp_fleet_sessions_recovered_total` and logs a warning. At most `maxPerMinute` recoveries per
+   * principal and instance (more → 404). Never for the principal `anonymous` (no `authenticate`).
+   * Risks: what the server kept for the session is gone; a client may pick its session id (it is
+   * bound to that client's principal, so another principal still gets 404); a session ended by
+   * `DELETE` comes back if its client keeps using the id.
+   * @default false
+   */
+  recoverSessions?: boolean | undefined | { maxPerMinute?: number | undefined };
   /** Allowed `Host` header values (DNS-rebinding protection); empty → not checked. @default [] */
   allowedHosts?: string[] | undefined;
   /** Allowed `Origin` header values; empty → not checked. A present, unlisted Origin → 403. @default [] */

@@ -180,7 +180,7 @@ export async function handlePost(
       return connection;
     },
   };
-  await ctx.service.post({ sessionId, principal, messages, extra }, responder);
+  await ctx.service.post({ sessionId, principal, messages, extra, protocolVersion: version }, responder);
 }
 
 /** `GET /mcp`: the standalone stream, or the resumption of any stream with `Last-Event-ID`. */
@@ -207,8 +207,8 @@ export async function handleGet(
     retryMs: priming ? opts.sseRetryMs : undefined,
     deferHead: true,
   });
-  if (cursor) await ctx.service.resume(sessionId, principal, cursor, sink);
-  else await ctx.service.openStandalone(sessionId, principal, sink, priming);
+  if (cursor) await ctx.service.resume(sessionId, principal, cursor, sink, version);
+  else await ctx.service.openStandalone(sessionId, principal, sink, priming, version);
 }
 
 /** `DELETE /mcp`: ends the session on every instance. */

@@ -244,7 +244,11 @@ export class Copies {
     if (outcome.status === 'taken') return undefined;
     const { record } = outcome;
     const origin: SessionOrigin =
-      seen.owner === '' ? (record.released === 'eviction' ? 'eviction' : 'handoff') : 'failover';
+      seen.owner !== ''
+        ? 'failover'
+        : record.released === 'eviction' || record.released === 'recovered'
+          ? record.released
+          : 'handoff';
     this.deps.metrics.ownershipChange(origin === 'failover' ? 'failover' : 'claimed');
     try {
       return await this.deps.metrics.hydration(this.hydrate(record, origin));

@@ -1,9 +1,12 @@
-import type {
-  JSONRPCMessage,
-  JSONRPCRequest,
-  MessageExtraInfo,
-  RequestId,
+import {
+  DEFAULT_NEGOTIATED_PROTOCOL_VERSION,
+  SUPPORTED_PROTOCOL_VERSIONS,
+  type JSONRPCMessage,
+  type JSONRPCRequest,
+  type MessageExtraInfo,
+  type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
+import { LRUCache } from 'lru-cache';
 import type { FleetBus, BusMessageOf } from '../bus/protocol.js';
 import { FleetError, asError, type FleetErrorCode, ERROR_TABLE } from '../errors.js';
 import type { EventLog } from '../events/event-log.js';
@@ -85,6 +88,8 @@ export interface PostInput {
   principal: Principal;
   messages: JSONRPCMessage[];
   extra: MessageExtraInfo;
+  /** The request's `MCP-Protocol-Version` (what a recovered session is re-created with). */
+  protocolVersion?: string | undefined;
 }
 
 /** Where a session's messages go right now. */
@@ -133,6 +138,8 @@ export class SessionService {
   /** Forwarded calls being handled now (a resend meanwhile is dropped: the first one answers). */
   private readonly handling = new Set<string>();
   private inFlightPosts = 0;
+  /** Session recoveries per principal in the current minute (`recoverSessions`). */
+  private readonly recoveries = new LRUCache<string, { since: number; n: number }>({ max: 10_000 });
   private idleWaiters: Array<() => void> = [];
   private readonly dispatchContext: DispatchContext;
 
@@ -189,7 +196,7 @@ export class SessionService {
 
   private async postOnce(input: PostInput, responder: PostResponder): Promise<void> {
     const { sessionId, principal } = input;
-    let route = await this.resolve(sessionId, principal.id, 'streamable-http');
+    let route = await this.resolve(sessionId, principal.id, 'streamable-http', input.protocolVersion);
     const answers = input.messages.filter((m) => isAnswer(m));
     const messages = answers.length === 0 ? input.messages : input.messages.filter((m) => !isAnswer(m));
     for (const a of answers) this.routeAnswer(sessionId, a);
@@ -353,8 +360,9 @@ export class SessionService {
     principal: Principal,
     connection: ClientConnection,
     priming: boolean,
+    protocolVersion?: string,
   ): Promise<void> {
-    const route = await this.resolve(sessionId, principal.id, 'streamable-http');
+    const route = await this.resolve(sessionId, principal.id, 'streamable-http', protocolVersion);
     const seen = this.ownershipOf(route);
     if (route.kind === 'local') route.copy.unlease();
     if (this.draining) {
@@ -371,9 +379,10 @@ export class SessionService {
     principal: Principal,
     cursor: EventCursor,
     connection: ClientConnection,
+    protocolVersion?: string,
   ): Promise<void> {
     if (!this.deps.log) throw new FleetError('EVENT_ID_MALFORMED', 'Bad Request: streams are not resumable');
-    const route = await this.resolve(sessionId, principal.id, 'streamable-http');
+    const route = await this.resolve(sessionId, principal.id, 'streamable-http', protocolVersion);
     const seen = this.ownershipOf(route);
     if (route.kind === 'local') route.copy.unlease();
     const { streamId, seq } = cursor;
@@ -845,7 +854,78 @@ export class SessionService {
    * checks the principal: the copy here (leased: the caller must `unlease` it) when this instance
    * owns it, else the ownership the store has. Another principal's session is not found.
    */
-  private async resolve(sessionId: string, principal: string, kind: TransportKind): Promise<Route> {
+  /**
+   * {@link resolveOnce}; with `recoverAs` (a Streamable HTTP request's protocol version) and
+   * `recoverSessions` on, a session the store does not know is re-created under its id first.
+   */
+  private async resolve(
+    sessionId: string,
+    principal: string,
+    kind: TransportKind,
+    recoverAs?: string,
+  ): Promise<Route> {
+    try {
+      return await this.resolveOnce(sessionId, principal, kind);
+    } catch (err) {
+      const notFound = err instanceof FleetError && err.code === 'SESSION_NOT_FOUND';
+      if (!notFound || recoverAs === undefined || kind !== 'streamable-http') throw err;
+      if (!(await this.recover(sessionId, principal, recoverAs))) throw err;
+      return this.resolveOnce(sessionId, principal, kind);
+    }
+  }
+
+  /**
+   * Re-creates a session the store does not know under the client's id, without an owner (the
+   * request claims it next, as a session handed off), with a conservative client profile. False when
+   * recovery is off, not allowed for this principal, or over its limit.
+   */
+  private async recover(sessionId: string, principal: string, protocolVersion: string): Promise<boolean> {
+    const policy = this.deps.options.recoverSessions;
+    if (!policy || principal === 'anonymous') return false;
+    const now = Date.now();
+    let window = this.recoveries.get(principal);
+    if (!window || now - window.since >= 60_000)
+      this.recoveries.set(principal, (window = { since: now, n: 0 }));
+    if (window.n >= policy.maxPerMinute) {
+      this.deps.logger.warn({ sessionId, principal }, 'session recovery refused: over the limit per minute');
+      return false;
+    }
+    window.n++;
+    const version = SUPPORTED_PROTOCOL_VERSIONS.includes(protocolVersion)
+      ? protocolVersion
+      : DEFAULT_NEGOTIATED_PROTOCOL_VERSION;
+    const record: SessionRecord = {
+      id: sessionId,
+      principal,
+      transport: 'streamable-http',
+      protocolVersion: version,
+      initialize: {
+        protocolVersion: version,
+        capabilities: {},
+        clientInfo: { name: 'recovered', version: '0' },
+      },
+      initialized: true,
+      createdAt: now,
+      owner: '',
+      epoch: 0,
+      released: 'recovered',
+    };
+    try {
+      await this.deps.store.create(record);
+    } catch (err) {
+      // Recovered meanwhile by another request (or it is another principal's: resolving tells).
+      if (err instanceof FleetError && err.code === 'SESSION_EXISTS') return true;
+      throw err;
+    }
+    this.deps.metrics.sessionRecovered();
+    this.deps.logger.warn(
+      { sessionId, principal, protocolVersion: version },
+      'session recovered: the store did not know it; re-created with no client capabilities and empty data',
+    );
+    return true;
+  }
+
+  private async resolveOnce(sessionId: string, principal: string, kind: TransportKind): Promise<Route> {
     const copy = this.deps.copies.get(sessionId);
     if (copy) {
       if (copy.record.principal !== principal || copy.record.transport !== kind) throw notFound();

@@ -261,6 +261,7 @@ function encodeRecord(record: SessionRecord): string[] {
     String(record.epoch),
   ];
   if (record.initialized) fields.push('inited', '1');
+  if (record.released !== undefined) fields.push('rel', record.released);
   if (record.logLevel !== undefined) fields.push('level', record.logLevel);
   if (record.subscriptions !== undefined) fields.push('subs', JSON.stringify(record.subscriptions));
   return fields;
@@ -312,7 +313,7 @@ export function decodeRecord(id: string, flat: string[]): SessionRecord {
     };
     if (h.get('inited') === '1') record.initialized = true;
     const rel = h.get('rel');
-    if (rel === 'handoff' || rel === 'eviction') record.released = rel;
+    if (rel === 'handoff' || rel === 'eviction' || rel === 'recovered') record.released = rel;
     const level = h.get('level');
     if (level !== undefined) record.logLevel = level as SessionRecord['logLevel'];
     const subs = h.get('subs');

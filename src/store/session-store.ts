@@ -39,8 +39,11 @@ export interface SessionRecord extends Ownership {
   released?: ReleaseReason;
 }
 
-/** Why an owner released a session: it handed it off (shutdown, rebalancing), or evicted its copy. */
-export type ReleaseReason = 'handoff' | 'eviction';
+/**
+ * Why a session has no owner: its owner handed it off (shutdown, rebalancing) or evicted its copy, or
+ * it was re-created under a client's unknown id (`recoverSessions`) and nobody built it yet.
+ */
+export type ReleaseReason = 'handoff' | 'eviction' | 'recovered';
 
 /** A versioned application-data document. `version` is 0 when nothing was written. */
 export interface DataSnapshot {

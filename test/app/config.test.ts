@@ -29,6 +29,7 @@ describe('configuration', () => {
       redis: undefined,
       redisReplicasOnCreate: 0,
       redisPubSub: 'sharded',
+      recoverSessions: false,
       jwt: undefined,
       virustotal: undefined,
       instanceId: undefined,
@@ -63,6 +64,7 @@ describe('configuration', () => {
       MCP_ALLOWED_ORIGINS: 'https://a.example',
       METRICS_ENABLED: 'false',
       SINGLE_INSTANCE: 'false',
+      RECOVER_SESSIONS: 'true',
     });
     assert.deepEqual(c, {
       environment: 'production',
@@ -72,6 +74,7 @@ describe('configuration', () => {
       redis: 'rediss://:pw@redis:6380/1',
       redisReplicasOnCreate: 0,
       redisPubSub: 'sharded',
+      recoverSessions: true,
       jwt: { secret: SECRET, algorithm: 'HS512', issuer: 'https://idp.example/', audience: 'mcp-fleet' },
       virustotal: { apiKey: 'vt-key', baseUrl: 'http://127.0.0.1:1234/api/v3' },
       instanceId: 'pod-a.1',
