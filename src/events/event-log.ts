@@ -1,3 +1,4 @@
+import { FleetError } from '../errors.js';
 import type { Fence } from '../store/session-store.js';
 
 /**
@@ -5,6 +6,11 @@ import type { Fence } from '../store/session-store.js';
  * and the log, finished, is kept only `endedTtlMs` from then on (a client reconnecting reads its end).
  */
 export const END_MARKER = '{"__fleet":"end"}';
+
+/** The error of an idempotent append (`afterSeq`) whose log moved on without it. */
+export function logMovedOn(streamId: string): FleetError {
+  return new FleetError('CONFLICT', `Conflict: the event log of stream ${streamId} moved on`);
+}
 
 /** The TTL of a log whose append ends with {@link END_MARKER}: the shorter of the two. */
 export function ttlAfterAppend(data: string[], ttlMs: number, endedTtlMs: number | undefined): number {
@@ -30,8 +36,18 @@ export interface EventLog {
    * Appends messages in order; resolves to the sequence number of each. With `fence` (the session's
    * owner writing) nothing is appended unless that ownership still holds: rejects with
    * `FleetError('NOT_OWNER')`, or `FleetError('SESSION_NOT_FOUND')` when the session is gone.
+   * With `afterSeq` (the last sequence number this writer got) the append is idempotent: when the
+   * log already holds `data.length` more events than that — this very append, whose answer was lost
+   * — it resolves to their numbers and appends nothing; a log that moved on otherwise rejects with
+   * `FleetError('CONFLICT')`.
    */
-  append(sessionId: string, streamId: string, data: string[], fence?: Fence): Promise<number[]>;
+  append(
+    sessionId: string,
+    streamId: string,
+    data: string[],
+    fence?: Fence,
+    afterSeq?: number,
+  ): Promise<number[]>;
   /** Events with seq > afterSeq, in order (all kept events when the log was trimmed past it). */
   readAfter(sessionId: string, streamId: string, afterSeq: number): Promise<StoredEvent[]>;
   /** Highest sequence number written to the stream (0 when none). */

@@ -1,6 +1,6 @@
 import { FleetError, notOwner } from '../errors.js';
 import type { Fence, WriteOutcome } from '../store/session-store.js';
-import { ttlAfterAppend, type EventLog, type StoredEvent } from './event-log.js';
+import { logMovedOn, ttlAfterAppend, type EventLog, type StoredEvent } from './event-log.js';
 
 /** Options of {@link MemoryEventLog}. */
 export interface MemoryEventLogOptions {
@@ -58,7 +58,13 @@ export class MemoryEventLog implements EventLog {
   }
 
   /** {@inheritDoc EventLog.append} */
-  async append(sessionId: string, streamId: string, data: string[], fence?: Fence): Promise<number[]> {
+  async append(
+    sessionId: string,
+    streamId: string,
+    data: string[],
+    fence?: Fence,
+    afterSeq?: number,
+  ): Promise<number[]> {
     if (data.length === 0) return [];
     if (fence) {
       const check = this.checkFence ? this.checkFence(sessionId, fence) : 'fenced';
@@ -67,6 +73,11 @@ export class MemoryEventLog implements EventLog {
     }
     const key = logKey(sessionId, streamId);
     let log = this.live(key);
+    const current = log?.lastSeq ?? 0;
+    if (afterSeq !== undefined && current !== afterSeq) {
+      if (current !== afterSeq + data.length) throw logMovedOn(streamId);
+      return data.map((_, i) => afterSeq + i + 1); // this append already happened
+    }
     if (!log) {
       this.maybeSweep();
       log = { events: [], lastSeq: 0, expiresAt: 0 };

@@ -4,7 +4,7 @@ import { call, DEFAULT_COMMAND_TIMEOUT_MS } from '../redis/call.js';
 import { pipelinePerSlot, type RedisClient } from '../redis/client.js';
 import { groupByShard, type RedisKeys } from '../redis/keys.js';
 import { defineLuaScript, type LuaScript } from '../redis/lua-script.js';
-import { ttlAfterAppend, type EventLog, type StoredEvent } from './event-log.js';
+import { logMovedOn, ttlAfterAppend, type EventLog, type StoredEvent } from './event-log.js';
 
 /** Options of {@link RedisEventLog}. */
 export interface RedisEventLogOptions {
@@ -74,7 +74,13 @@ export class RedisEventLog implements EventLog {
   }
 
   /** {@inheritDoc EventLog.append} */
-  async append(sessionId: string, streamId: string, data: string[], fence?: Fence): Promise<number[]> {
+  async append(
+    sessionId: string,
+    streamId: string,
+    data: string[],
+    fence?: Fence,
+    afterSeq?: number,
+  ): Promise<number[]> {
     if (data.length === 0) return [];
     const seqs = (await this.scripts.append.run(
       [this.keys.events(sessionId, streamId), this.keys.session(sessionId), this.keys.logs(sessionId)],
@@ -85,12 +91,14 @@ export class RedisEventLog implements EventLog {
         fence?.owner ?? '',
         fence?.epoch ?? 0,
         streamId,
+        afterSeq ?? -1,
         ...data,
       ],
       this.timeoutMs,
     )) as number[];
     if (seqs[0] === -1) throw new FleetError('SESSION_NOT_FOUND', 'Session not found');
     if (seqs[0] === -2) throw notOwner(sessionId);
+    if (seqs[0] === -3) throw logMovedOn(streamId);
     return seqs;
   }
 

@@ -160,25 +160,36 @@ export class Ownership {
     return this.validating;
   }
 
-  /** Whether each instance renewed its liveness within its TTL. */
+  /**
+   * Whether each instance renewed its liveness within its TTL. When this instance's own record is
+   * missing too, the store has lost (or not yet regained) the records — a restarted or failed-over
+   * Redis — and nobody can be called dead on that evidence: all count as alive (ask again later).
+   */
   async alive(instanceIds: string[]): Promise<boolean[]> {
-    return (await this.deps.instances.read(instanceIds)).map((r) => r !== undefined);
+    const records = await this.deps.instances.read([...instanceIds, this.deps.instanceId]);
+    const self = records.pop();
+    return records.map((r) => r !== undefined || self === undefined);
   }
 
   /**
    * Whether an instance that nobody is subscribed for (PUBLISH reached no one) is really gone: its
    * subscriber connection may just be reconnecting. Watches its heartbeat for a little longer than
-   * one interval: a count that moves shows a live process; an expired or unmoved one, a dead one.
+   * one interval, next to this instance's own: a count that moves shows a live process; an expired
+   * one, or one that did not move while ours did, a dead one. When ours did not move (or is missing)
+   * either, the store is what failed — no verdict (false): the caller asks again later.
    */
   async confirmGone(instanceId: string): Promise<boolean> {
     const until = this.gone.get(instanceId);
     if (until !== undefined && until > this.deps.clock.now()) return true; // found gone a moment ago
-    const [before] = await this.deps.instances.read([instanceId]);
-    let gone = !before;
-    if (before) {
+    const me = this.deps.instanceId;
+    const [before, selfBefore] = await this.deps.instances.read([instanceId, me]);
+    let gone = !before && selfBefore !== undefined;
+    if (!gone) {
       await new Promise<void>((resolve) => this.deps.clock.setTimeout(resolve, this.deps.heartbeatMs * 1.5));
-      const [after] = await this.deps.instances.read([instanceId]);
-      gone = !after || after.beats === before.beats;
+      const [after, selfAfter] = await this.deps.instances.read([instanceId, me]);
+      const selfMoved =
+        selfBefore !== undefined && selfAfter !== undefined && selfAfter.beats !== selfBefore.beats;
+      gone = selfMoved && (!after || (before !== undefined && after.beats === before.beats));
     }
     if (gone) {
       // Every request of every session it owned asks next: one verdict serves them all for a while.

@@ -86,6 +86,7 @@ export async function dispatchToCopy(
     },
     fence: () => copy.fence,
     onFenced: (reason) => ctx.onFenced(copy, reason),
+    fresh: true,
   });
   copy.streams.set(reply.streamId, stream);
   stream.attach(reply.open());

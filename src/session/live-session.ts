@@ -12,8 +12,18 @@ import type { CopyLifecycle } from './copy-lifecycle.js';
 /** The SDK protocol object of a user's server (`Server`, or `McpServer.server`). */
 export type AnyProtocol = Protocol<Request, Notification, Result>;
 
-/** The error requests still running on a copy get when it closes. */
-const CLOSED_ERROR = { code: -32603, message: 'Server is shutting down' };
+/** The error requests still running on a copy get when it closes, by why it closes. */
+const CLOSED_MESSAGES: Record<SessionCloseReason, string> = {
+  deleted: 'Session deleted while the request ran',
+  expired: 'Session expired (or the session store lost it) while the request ran',
+  evicted: 'Session moved off this instance while the request ran',
+  handoff: 'Session handed off while the request ran',
+  replaced: 'Session taken over by another instance while the request ran',
+  shutdown: 'Server is shutting down',
+};
+function closedError(reason: SessionCloseReason): { code: number; message: string } {
+  return { code: -32603, message: CLOSED_MESSAGES[reason] };
+}
 
 /**
  * The one live copy of a session, on its owner: the user's server connected to our transport, with
@@ -124,7 +134,7 @@ export class LiveSession {
         const ids = [...s.pending];
         const fleet = this.transport as FleetTransport;
         if (typeof fleet.unbindAll === 'function') fleet.unbindAll(s);
-        ending.push(ids.length > 0 ? s.fail(CLOSED_ERROR, !fenced, ids) : s.end());
+        ending.push(ids.length > 0 ? s.fail(closedError(reason), !fenced, ids) : s.end());
       }
       this.streams.clear();
       await Promise.allSettled(ending);

@@ -4,6 +4,9 @@ import { END_MARKER, type EventLog } from '../events/event-log.js';
 import type { Fence } from '../store/session-store.js';
 import { encodeEventId } from './event-id.js';
 
+/** How long an append is retried while the store is unavailable before the messages go unlogged. */
+const APPEND_RETRY_MS = 10_000;
+
 /** What an append fenced off returns: the messages go to a local connection only. */
 const FENCED = 'fenced' as const;
 
@@ -39,6 +42,12 @@ export interface OutboundHooks {
    * producing copy must step down; the messages were handed to the sink without event ids.
    */
   onFenced?(reason: 'replaced' | 'expired'): void;
+  /**
+   * The stream's log starts empty with this stream (a POST's new stream id), so its appends can be
+   * idempotent from the first; otherwise (the standalone stream, whose log earlier copies of the
+   * session wrote) from the first append that succeeded.
+   */
+  fresh?: boolean;
 }
 
 /**
@@ -59,13 +68,17 @@ export class OutboundStream {
   private ended = false;
   /** Highest sequence number handed to a sink (0 = only the priming event). */
   lastSeq = 0;
+  /** Whether `lastSeq` is the log's last number (false once an append failed without an answer). */
+  private inSync: boolean;
 
   constructor(
     readonly sessionId: string,
     readonly streamId: string,
     private readonly log: EventLog | undefined,
     private readonly hooks: OutboundHooks,
-  ) {}
+  ) {
+    this.inSync = hooks.fresh === true;
+  }
 
   /** Whether events carry ids and are kept for replay. */
   get resumable(): boolean {
@@ -182,23 +195,45 @@ export class OutboundStream {
 
   /**
    * Logs a batch (with the end marker when finishing); [] when not resumable or the append failed,
-   * {@link FENCED} when the session is not this copy's to write for any more.
+   * {@link FENCED} when the session is not this copy's to write for any more. While the store is
+   * unavailable (a Redis restart or failover: seconds) the append is retried, for up to
+   * {@link APPEND_RETRY_MS}, idempotently (a retry whose first try landed gets its numbers back), so
+   * an answer produced meanwhile still reaches the log and the client, in order, once it is back.
    */
   private async append(batch: JSONRPCMessage[], finishing: boolean): Promise<number[] | typeof FENCED> {
     if (!this.log) return [];
     const data = batch.map((m) => JSON.stringify(m));
     if (finishing) data.push(END_MARKER);
-    try {
-      return await this.log.append(this.sessionId, this.streamId, data, this.hooks.fence?.());
-    } catch (err) {
-      if (err instanceof FleetError && (err.code === 'NOT_OWNER' || err.code === 'SESSION_NOT_FOUND')) {
-        // Not ours to log any more: the connection still gets these, then the copy steps down.
-        queueMicrotask(() => this.hooks.onFenced?.(err.code === 'NOT_OWNER' ? 'replaced' : 'expired'));
-        return FENCED;
+    const giveUpAt = Date.now() + APPEND_RETRY_MS;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const afterSeq = this.inSync ? this.lastSeq : undefined;
+        const seqs = await this.log.append(
+          this.sessionId,
+          this.streamId,
+          data,
+          this.hooks.fence?.(),
+          afterSeq,
+        );
+        this.inSync = true;
+        return seqs;
+      } catch (err) {
+        if (err instanceof FleetError && (err.code === 'NOT_OWNER' || err.code === 'SESSION_NOT_FOUND')) {
+          // Not ours to log any more: the connection still gets these, then the copy steps down.
+          queueMicrotask(() => this.hooks.onFenced?.(err.code === 'NOT_OWNER' ? 'replaced' : 'expired'));
+          return FENCED;
+        }
+        const retry = err instanceof FleetError && err.code === 'STORE_UNAVAILABLE' && !this.ended;
+        if (retry && Date.now() < giveUpAt) {
+          await new Promise((r) => setTimeout(r, Math.min(50 * 2 ** attempt, 1000)));
+          continue;
+        }
+        // The connection still gets the messages; only replay after a disconnect is lost. Whether
+        // this append landed is unknown: the next one does not count on the last number.
+        this.inSync = false;
+        this.hooks.onError(new Error(`event log append failed on stream ${this.streamId}`, { cause: err }));
+        return [];
       }
-      // The connection still gets the messages; only replay after a disconnect is lost.
-      this.hooks.onError(new Error(`event log append failed on stream ${this.streamId}`, { cause: err }));
-      return [];
     }
   }
 }

@@ -1,5 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, beforeEach } from 'node:test';
 import { Redis } from 'ioredis';
 import { RedisKeys } from '../../src/redis/keys.js';
@@ -20,19 +23,27 @@ process.on('exit', () => {
   for (const p of started) p.kill('SIGKILL');
 });
 
-/** A throwaway redis-server on a free port, with no persistence, that a test may kill, pause and restart. */
+/**
+ * A throwaway redis-server on a free port, that a test may kill, pause and restart: with no
+ * persistence (a restart comes back empty), or with `{ persistence: true }` an AOF fsynced on every
+ * write in a temporary directory (a restart comes back with everything).
+ */
 export class TestRedis {
   private proc: ChildProcess | undefined;
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly dir: string | undefined,
+  ) {}
 
   /** `redis://127.0.0.1:<port>` */
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  static async start(): Promise<TestRedis> {
+  static async start(opts: { persistence?: boolean } = {}): Promise<TestRedis> {
     assertRedisInstalled();
-    const r = new TestRedis(await freePort());
+    const dir = opts.persistence ? mkdtempSync(join(tmpdir(), 'mcp-fleet-redis-')) : undefined;
+    const r = new TestRedis(await freePort(), dir);
     await r.spawn();
     return r;
   }
@@ -47,8 +58,9 @@ export class TestRedis {
         '127.0.0.1',
         '--save',
         '',
-        '--appendonly',
-        'no',
+        ...(this.dir
+          ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.dir]
+          : ['--appendonly', 'no']),
         '--loglevel',
         'warning',
       ],
@@ -120,6 +132,7 @@ export class TestRedis {
   async stop(): Promise<void> {
     this.resume();
     await this.kill();
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

@@ -147,4 +147,21 @@ describe('Ownership (injected clock)', () => {
     await clock.advance(HEARTBEAT * 3);
     assert.equal(await frozen, true);
   });
+
+  it('no verdict while this instance cannot beat either: the store failed or lost its records', async () => {
+    const { clock, own, make, instances } = setup('a');
+    await own.start();
+    const b = make('b');
+    await b.start();
+    // As after a Redis restart without persistence: every record is gone, ours too.
+    await instances.remove('a');
+    await instances.remove('b');
+    assert.deepEqual(await own.alive(['b', 'never-existed']), [true, true], 'nobody is known dead');
+    const verdict = own.confirmGone('b');
+    await clock.advance(HEARTBEAT * 3); // both beat again meanwhile
+    assert.equal(await verdict, false);
+    // Once this instance's own record is back, a missing one means gone again.
+    assert.deepEqual(await own.alive(['b', 'never-existed']), [true, false]);
+    assert.equal(await own.confirmGone('never-existed'), true);
+  });
 });

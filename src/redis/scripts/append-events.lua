@@ -10,10 +10,13 @@
 -- ARGV[4]  fence: owner instance id, or '' for an unfenced append
 -- ARGV[5]  fence: epoch
 -- ARGV[6]  stream id (the member of the set of logs)
--- ARGV[7…] the serialized messages, in order
+-- ARGV[7]  the sequence number the writer saw last, or -1: append whatever the log holds. A retry
+--          of an append whose reply was lost finds its own messages there and gets their numbers
+--          back instead of appending them twice.
+-- ARGV[8…] the serialized messages, in order
 --
--- Returns the sequence numbers of the appended messages, or {-1} when the session is gone and {-2}
--- when the fence does not hold (nothing appended).
+-- Returns the sequence numbers of the appended messages, or {-1} when the session is gone, {-2}
+-- when the fence does not hold and {-3} when the log moved on otherwise (nothing appended).
 
 -- @include stream-last-seq
 -- @include fence
@@ -24,7 +27,18 @@ if fence ~= 0 then
 end
 local seq = lastSeq(KEYS[1])
 local seqs = {}
-for i = 7, #ARGV do
+local expected = tonumber(ARGV[7])
+local count = #ARGV - 7
+if expected >= 0 and seq ~= expected then
+  if seq ~= expected + count then
+    return {-3}
+  end
+  for i = 1, count do
+    seqs[i] = expected + i
+  end
+  return seqs
+end
+for i = 8, #ARGV do
   seq = seq + 1
   redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], string.format('%d-0', seq), 'd', ARGV[i])
   seqs[#seqs + 1] = seq

@@ -16,6 +16,8 @@ export type MakeLogs = (opts: { maxEvents: number; ttlMs: number; endedTtlMs?: n
 
 export const DEFAULTS = { maxEvents: 1000, ttlMs: 60_000 };
 
+const isConflict = (err: unknown) => err instanceof FleetError && err.code === 'CONFLICT';
+
 export const newSession = () => randomBytes(16).toString('base64url');
 export const seqs = (events: StoredEvent[]) => events.map((e) => e.seq);
 export const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -173,6 +175,21 @@ export function eventLogContract(make: MakeLogs): void {
     // A new append to the live stream, not an end: the full TTL again.
     await a.append(live, 'GET', ['{"n":2}']);
     assert.equal(await b.lastSeq(live, 'GET'), 2);
+  });
+
+  it('appends idempotently after a known sequence number: a retry gets its numbers back', async () => {
+    const { a, b } = open();
+    const sid = newSession();
+    assert.deepEqual(await a.append(sid, 'p', ['{"m":1}', '{"m":2}'], undefined, 0), [1, 2]);
+    // The same append again (its answer was lost): nothing appended, the same numbers.
+    assert.deepEqual(await b.append(sid, 'p', ['{"m":1}', '{"m":2}'], undefined, 0), [1, 2]);
+    assert.equal(await a.lastSeq(sid, 'p'), 2);
+    assert.deepEqual(await a.append(sid, 'p', ['{"m":3}'], undefined, 2), [3]);
+    // A log that moved on otherwise: refused, nothing appended.
+    await assert.rejects(a.append(sid, 'p', ['{"m":4}'], undefined, 1), isConflict);
+    assert.deepEqual(seqs(await b.readAfter(sid, 'p', 0)), [1, 2, 3]);
+    // Without a number: appended whatever the log holds.
+    assert.deepEqual(await a.append(sid, 'p', ['{"m":4}']), [4]);
   });
 
   it('rejects a sequence number that is not a non-negative integer', async () => {
