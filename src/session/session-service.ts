@@ -1089,7 +1089,7 @@ export class SessionService {
   private closeStandalone(sessionId: string, retryMs: number): void {
     const held = this.deps.router.get(sessionId, STANDALONE_STREAM_ID);
     if (held) {
-      held.connection.disconnect(retryMs);
+      held.disconnect(retryMs);
       return;
     }
     const sink = this.deps.copies.get(sessionId)?.standalone?.currentSink;

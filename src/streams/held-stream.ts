@@ -5,6 +5,13 @@ import { isResponse } from '../transport/jsonrpc.js';
 import { END_MARKER, type StreamSink } from '../transport/outbound-stream.js';
 import type { ClientConnection } from '../transport/connection.js';
 
+/** The answer to requests due on a connection that must close and that the client cannot resume. */
+const UNRESUMABLE_ERROR = {
+  code: -32603,
+  message:
+    'Session store unavailable: the answer could not be read; whether the request completed is unknown',
+};
+
 /**
  * The live connection of a stream held by this instance whose events may come from elsewhere: the
  * standalone GET stream, a resumed POST stream, or a POST stream answered by the session's owner on
@@ -16,6 +23,8 @@ export class HeldStream implements StreamSink {
   private again = false;
   private ended = false;
   private endWhenDrained = false;
+  /** Whether the client got an event id on this connection (it can resume from it). */
+  private idSent = false;
   /** Requests whose responses are due on this stream (for an error if their producer is lost). */
   private readonly pending = new Set<RequestId>();
 
@@ -49,6 +58,24 @@ export class HeldStream implements StreamSink {
   /** Sends the response head (with the priming event), unless an event already did. */
   open(): void {
     if (!this.connection.opened) this.connection.open(this.primingEventId);
+  }
+
+  /**
+   * Closes the connection without ending the stream (after a `retry` hint) so the client resumes
+   * from its last event id. A connection not opened yet (a forwarded POST still waiting for the
+   * owner) opens first with its priming event: without an event id the client could not resume,
+   * and its requests would wait forever.
+   */
+  disconnect(retryMs?: number): void {
+    this.open();
+    // A client that never got an event id (no priming: a client before 2025-11-25) cannot resume:
+    // its requests due here get an error instead of no answer at all.
+    if (this.primingEventId === undefined && !this.idSent && this.pending.size > 0) {
+      for (const id of this.pending)
+        this.connection.write({ jsonrpc: '2.0', id, error: UNRESUMABLE_ERROR }, undefined, 0);
+      this.pending.clear();
+    }
+    this.connection.disconnect(retryMs);
   }
 
   /** A message from a producer on this instance: written at once when it is the next in sequence. */
@@ -156,7 +183,7 @@ export class HeldStream implements StreamSink {
       })
       .catch((err: unknown) => {
         this.onError(new Error(`stream ${this.streamId} replay failed`, { cause: err }));
-        this.connection.disconnect(1000); // the client resumes from its last event id
+        this.disconnect(1000); // the client resumes from its last event id
         this.finish();
       })
       .finally(() => {
@@ -175,7 +202,7 @@ export class HeldStream implements StreamSink {
       } catch (err) {
         this.onError(new Error(`event log read failed on stream ${this.streamId}`, { cause: err }));
         // The client resumes from its last event id once the store is back.
-        this.connection.disconnect(1000);
+        this.disconnect(1000);
         this.finish();
         return true;
       }
@@ -195,6 +222,7 @@ export class HeldStream implements StreamSink {
 
   private emit(message: JSONRPCMessage, eventId: string | undefined): void {
     if (!this.connection.opened) this.connection.open(this.primingEventId);
+    if (eventId !== undefined) this.idSent = true;
     if (isResponse(message) && message.id !== undefined && message.id !== null)
       this.pending.delete(message.id);
     this.connection.write(message, eventId, 0);

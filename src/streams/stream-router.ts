@@ -180,7 +180,7 @@ export class StreamRouter {
 
   /** Bus handler of `poll`: close a held connection with a retry hint (the client reconnects). */
   onPoll(msg: BusMessageOf<'poll'>): void {
-    this.held.get(keyOf(msg.sid, msg.streamId))?.connection.disconnect(msg.retryMs);
+    this.held.get(keyOf(msg.sid, msg.streamId))?.disconnect(msg.retryMs);
   }
 
   /** Bus handler of `release`: another connection took the stream over; let ours go. */
@@ -190,7 +190,7 @@ export class StreamRouter {
     const h = this.held.get(key);
     if (!h) return;
     this.forget(key, h, false, false);
-    h.connection.disconnect();
+    h.disconnect();
   }
 
   /** Re-reads the log of every held stream (deliveries may have been lost, e.g. while resubscribing). */
@@ -275,7 +275,7 @@ export class StreamRouter {
     const key = keyOf(h.sessionId, h.streamId);
     const registered = !this.isForwarded(h);
     this.forget(key, h, false, registered);
-    h.connection.disconnect(retryMs);
+    h.disconnect(retryMs);
     if (registered) await this.deps.registry.release(h.sessionId, h.streamId, this.deps.instanceId);
   }
 
@@ -300,7 +300,7 @@ export class StreamRouter {
     const old = this.held.get(keyOf(sessionId, streamId));
     if (old) {
       this.forget(keyOf(sessionId, streamId), old, false, false);
-      old.connection.disconnect();
+      old.disconnect();
     }
     if (previous && previous !== this.deps.instanceId) {
       void this.deps.bus
