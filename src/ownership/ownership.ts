@@ -146,7 +146,8 @@ export class Ownership {
         await this.beat(false);
         if (this.isStale()) throw storeUnavailable(new Error('heartbeat failed: ownership unknown'));
         const sessions = [...this.owned];
-        const current = await Promise.all(sessions.map(([sid]) => this.deps.store.touch(sid)));
+        // A check, not a use: the sessions' idle TTLs stay as they are.
+        const current = await Promise.all(sessions.map(([sid]) => this.deps.store.peek(sid)));
         sessions.forEach(([sid, epoch], i) => {
           const now = current[i];
           if (this.owned.get(sid) !== epoch) return; // released or re-claimed meanwhile

@@ -76,6 +76,14 @@ export class MemorySessionStore implements SessionStore {
     );
   }
 
+  /** {@inheritDoc SessionStore.peek} */
+  async peek(id: string): Promise<SessionState | undefined> {
+    const entry = this.live(id);
+    return (
+      entry && { owner: entry.record.owner, epoch: entry.record.epoch, transport: entry.record.transport }
+    );
+  }
+
   /** {@inheritDoc SessionStore.update} */
   async update(id: string, patch: SessionPatch, fence?: Fence): Promise<WriteOutcome> {
     const check = this.fenced(id, fence);

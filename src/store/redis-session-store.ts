@@ -121,6 +121,20 @@ export class RedisSessionStore implements SessionStore {
     return { owner: String(reply[1] ?? ''), epoch: Number(reply[2] ?? 0), transport };
   }
 
+  /** {@inheritDoc SessionStore.peek} One plain read: the hash exists exactly while the session lives. */
+  async peek(id: string): Promise<SessionState | undefined> {
+    const [owner, epoch, transport] = await call(
+      this.redis.hmget(this.keys.session(id), 'owner', 'epoch', 'transport'),
+      this.timeoutMs,
+    );
+    if (transport === null || transport === undefined) return undefined;
+    return {
+      owner: owner ?? '',
+      epoch: Number(epoch ?? 0),
+      transport: transport === 'sse' ? 'sse' : 'streamable-http',
+    };
+  }
+
   /** {@inheritDoc SessionStore.update} */
   async update(id: string, patch: SessionPatch, fence?: Fence): Promise<WriteOutcome> {
     const ttl = (await this.scripts.update.run(

@@ -90,6 +90,11 @@ export interface SessionStore {
    * session is gone. With `principal`, another principal's session is undefined and left alone.
    */
   touch(id: string, principal?: string): Promise<SessionState | undefined>;
+  /**
+   * The current ownership and transport, or undefined when the session is gone — without refreshing
+   * anything: for checks that are not a use of the session (an owner revalidating what it owns).
+   */
+  peek(id: string): Promise<SessionState | undefined>;
   /** Changes mutable fields of a live record; with `fence`, only while that ownership holds. */
   update(id: string, patch: SessionPatch, fence?: Fence): Promise<WriteOutcome>;
   /**

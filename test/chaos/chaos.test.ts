@@ -19,6 +19,7 @@ import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import type { Redis } from 'ioredis';
 import { startInstance, type Instance } from '../helpers/instances.js';
 import { textOf } from '../helpers/mcp-client.js';
+import { tracedFetch, type TraceEntry } from '../helpers/traced-fetch.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
 import { scanKeys, TestRedis } from '../helpers/redis-server.js';
 
@@ -38,6 +39,7 @@ interface Call {
 }
 
 interface Load {
+  trace: TraceEntry[];
   client: Client;
   sessionId: string;
   calls: Call[];
@@ -69,13 +71,15 @@ async function until(what: string, check: () => boolean | Promise<boolean>, ms =
 }
 
 async function connect(url: string, i: number): Promise<Load> {
+  const trace: TraceEntry[] = [];
   const transport = new StreamableHTTPClientTransport(new URL('/mcp', url), {
+    fetch: tracedFetch(trace),
     requestInit: { headers: { authorization: `Bearer chaos${i}` } },
   });
   const client = new Client({ name: `chaos-${i}`, version: '1.0.0' }, { capabilities: {} });
   client.onerror = () => {}; // stream drops and reconnections are expected here; calls are judged
   await client.connect(transport);
-  return { client, sessionId: transport.sessionId!, calls: [], lost: false };
+  return { trace, client, sessionId: transport.sessionId!, calls: [], lost: false };
 }
 
 /** Calls tools back to back until `stop()`; mostly echo, some slow (streams alive across faults). */
@@ -229,6 +233,11 @@ async function scenario(
       for (const l of loads) {
         for (const c of l.calls.filter((c) => c.outcome !== 'ok')) {
           const at = faultsAt.map((t) => Math.round(c.start - t)).join('/');
+          if (c.outcome === 'hang') {
+            const t0 = faultsAt.find((t) => t >= c.start - 100) ?? c.start;
+            for (const e of l.trace.filter((e) => e.at >= c.start - 50 && e.at <= c.end! + 50))
+              console.log(`#     ${Math.round(e.at - t0)} ms ${e.text}`);
+          }
           console.log(
             `# ${name} ${l.sessionId} ${c.tool}: ${c.outcome} started ${at} ms from the faults: ${c.message}`,
           );

@@ -245,6 +245,19 @@ export function sessionStoreContract(make: MakeStores): void {
     assert.equal(await a.load(r.id), undefined);
   });
 
+  it('peek reports the ownership without refreshing the idle TTL', async () => {
+    const { a, b } = open({ idleMs: 600, maxLifetimeMs: 60_000 });
+    const r = record({ owner: 'i1', epoch: 3 });
+    await a.create(r);
+    assert.deepEqual(await b.peek(r.id), { owner: 'i1', epoch: 3, transport: 'streamable-http' });
+    assert.equal(await b.peek(newId()), undefined);
+    // Peeking all the time does not keep it alive.
+    const started = Date.now();
+    await untilGone('a peeked session', async () => (await b.peek(r.id)) === undefined);
+    assert.ok(Date.now() - started < 3000, 'expired by its idle TTL');
+    assert.equal(await a.touch(r.id), undefined);
+  });
+
   it("load with another principal reveals nothing and leaves the owner's TTL alone", async () => {
     const { a, b } = open({ idleMs: 400, maxLifetimeMs: 60_000 });
     const r = record({ principal: 'alice' });
