@@ -55,3 +55,24 @@ export function tracedFetch(trace: TraceEntry[]): FetchLike {
     return new Response(traced, { status: res.status, statusText: res.statusText, headers: res.headers });
   };
 }
+
+/**
+ * Whether the trace shows, between `from` and `to`, a tool call's POST answered `200` whose event
+ * stream then broke (an error, not an end) before any event id reached the client. Such a call
+ * cannot be resumed by any client: the request's id is known only to the instance that died, and the
+ * priming event that would name its stream was lost with the connection (the fetch body stream drops
+ * what it had queued when the connection errors). The client's own timeout ends it.
+ */
+export function brokeBeforeAnyEventId(trace: readonly TraceEntry[], from: number, to: number): boolean {
+  // A head's entry carries the time its request was sent: the call's own POST was sent after `from`.
+  const window = trace.filter((e) => e.at >= from - 50 && e.at <= to + 50);
+  const head = window.findIndex((e) => e.at >= from && /^POST tools\/call → 200\b/.test(e.text));
+  if (head < 0) return false;
+  for (const e of window.slice(head + 1)) {
+    if (!e.text.startsWith('  POST tools/call: ')) continue;
+    const what = e.text.slice('  POST tools/call: '.length);
+    if (what.startsWith('id ') || what.startsWith('data ') || what === 'end') return false;
+    return true; // the stream errored first
+  }
+  return false;
+}
