@@ -48,6 +48,8 @@ export class Ownership {
   private timer: TimerHandle | undefined;
   /** Clock reading when the last heartbeat that succeeded was sent. */
   private lastBeatOk: number;
+  /** When a heartbeat of this instance last failed (the store was away). */
+  private lastBeatFailed = Number.NEGATIVE_INFINITY;
   private validating: Promise<void> | undefined;
   private beats = 0;
   /** Instances found gone recently, until when the verdict holds. */
@@ -162,35 +164,45 @@ export class Ownership {
   }
 
   /**
-   * Whether each instance renewed its liveness within its TTL. When this instance's own record is
-   * missing too, the store has lost (or not yet regained) the records — a restarted or failed-over
-   * Redis — and nobody can be called dead on that evidence: all count as alive (ask again later).
+   * Whether the store's liveness records can be taken as evidence right now: this instance's own
+   * heartbeat has not failed within the last TTL (a store that was away leaves others' records
+   * expired or unmoved without them being dead). A slow event loop here does not matter.
+   */
+  private storeTrusted(): boolean {
+    return this.deps.clock.now() - this.lastBeatFailed >= this.deps.instanceTtlMs + this.deps.heartbeatMs;
+  }
+
+  /**
+   * Whether each instance renewed its liveness within its TTL. When the records cannot be trusted —
+   * this instance's own is missing too (a restarted or failed-over Redis that lost them), or its own
+   * heartbeat failed recently — nobody is called dead on that evidence: all count as alive.
    */
   async alive(instanceIds: string[]): Promise<boolean[]> {
     const records = await this.deps.instances.read([...instanceIds, this.deps.instanceId]);
     const self = records.pop();
-    return records.map((r) => r !== undefined || self === undefined);
+    const trusted = self !== undefined && this.storeTrusted();
+    return records.map((r) => r !== undefined || !trusted);
   }
 
   /**
    * Whether an instance that nobody is subscribed for (PUBLISH reached no one) is really gone: its
    * subscriber connection may just be reconnecting. Watches its heartbeat for a little longer than
-   * one interval, next to this instance's own: a count that moves shows a live process; an expired
-   * one, or one that did not move while ours did, a dead one. When ours did not move (or is missing)
-   * either, the store is what failed — no verdict (false): the caller asks again later.
+   * one interval: a count that moves shows a live process; an expired or unmoved one, a dead one —
+   * provided the records can be trusted (this instance's own is there and its heartbeat has not
+   * failed lately); otherwise no verdict (false): the caller asks again later.
    */
   async confirmGone(instanceId: string): Promise<boolean> {
     const until = this.gone.get(instanceId);
     if (until !== undefined && until > this.deps.clock.now()) return true; // found gone a moment ago
     const me = this.deps.instanceId;
     const [before, selfBefore] = await this.deps.instances.read([instanceId, me]);
-    let gone = !before && selfBefore !== undefined;
-    if (!gone) {
+    let gone: boolean;
+    if (!before) {
+      gone = selfBefore !== undefined && this.storeTrusted();
+    } else {
       await new Promise<void>((resolve) => this.deps.clock.setTimeout(resolve, this.deps.heartbeatMs * 1.5));
       const [after, selfAfter] = await this.deps.instances.read([instanceId, me]);
-      const selfMoved =
-        selfBefore !== undefined && selfAfter !== undefined && selfAfter.beats !== selfBefore.beats;
-      gone = selfMoved && (!after || (before !== undefined && after.beats === before.beats));
+      gone = (!after || after.beats === before.beats) && selfAfter !== undefined && this.storeTrusted();
     }
     if (gone) {
       // Every request of every session it owned asks next: one verdict serves them all for a while.
@@ -249,6 +261,7 @@ export class Ownership {
       await this.deps.instances.beat(record, this.deps.instanceTtlMs);
       this.lastBeatOk = Math.max(this.lastBeatOk, sentAt);
     } catch (err) {
+      this.lastBeatFailed = this.deps.clock.now();
       this.deps.onError(new Error('instance heartbeat failed', { cause: err }));
       if (!schedule) throw storeUnavailable(err);
     } finally {

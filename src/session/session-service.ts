@@ -684,6 +684,11 @@ export class SessionService {
       await dispatchToCopy(this.dispatchContext, copy, msg.messages, this.remoteReply(msg, answer), extra);
     } catch (err) {
       if (err instanceof CopyClosed) return answer('not-owner');
+      // Draining, this instance owns nothing it could still serve (its copies closed, its heartbeat
+      // stopped): the sender resolves again and claims the session, without an error for its client.
+      const closing =
+        err instanceof FleetError && (err.code === 'SHUTTING_DOWN' || err.code === 'STORE_UNAVAILABLE');
+      if (this.draining && closing) return answer('not-owner');
       if (err instanceof Rejoin) {
         const handled: BusMessageOf<'handled'> = {
           t: 'handled',

@@ -186,7 +186,10 @@ function causes(calls: Call[]): string {
   const by = new Map<string, number>();
   for (const c of calls) {
     if (c.outcome === 'ok') continue;
-    const m = (c.message ?? c.outcome ?? 'unfinished').replace(/\s+/g, ' ').slice(0, 70);
+    const m = (c.message ?? c.outcome ?? 'unfinished')
+      .replace(/^Streamable HTTP error: Error POSTing to endpoint: /, 'HTTP ')
+      .replace(/\s+/g, ' ')
+      .slice(0, 90);
     by.set(m, (by.get(m) ?? 0) + 1);
   }
   return [...by].map(([m, n]) => `${n}× ${m}`).join('; ') || '-';
@@ -242,7 +245,7 @@ async function scenario(
       redisMemoryGrowthKiB: Math.round(((await redisUsedMemory(f.db)) - memoryBefore) / 1024),
     };
     rows.push(row);
-    if (row.hangs > 0 || row.unresumable > 0 || process.env.CHAOS_LOG) {
+    {
       for (const l of loads) {
         for (const c of l.calls.filter((c) => c.outcome !== 'ok')) {
           const at = faultsAt.map((t) => Math.round(c.start - t)).join('/');
@@ -256,7 +259,9 @@ async function scenario(
           );
         }
       }
-      for (const i of f.instances) console.log(`# ── ${i.name}\n${i.output()}`);
+      if (row.hangs > 0 || row.unresumable > 0 || process.env.CHAOS_LOG) {
+        for (const i of f.instances) console.log(`# ── ${i.name}\n${i.output()}`);
+      }
     }
     return { row, loads, faultsAt };
   } finally {
