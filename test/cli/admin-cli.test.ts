@@ -216,8 +216,8 @@ for (const [topology, startRedis] of TOPOLOGIES)
 
     it('sessions list pages with a cursor: every session once, most recently used first', async () => {
       // The order is by expiry (last use): a session used while paging moves ahead of the cursor and
-      // may be missed. The fleet's background work (a GET stream reconnecting, say) can use one, so
-      // the assertion is about the sessions whose expiry did not move meanwhile.
+      // may be missed. The live fleet's background work uses them (on a loaded Cluster most of the
+      // four moved within the 5 s this takes), so the assertion is about the ones that sat still.
       const before = new Map(
         (await json<{ sessions: Summary[] }>(['sessions', 'list'])).sessions.map((s) => [s.id, s.expiresAt]),
       );
@@ -238,9 +238,10 @@ for (const [topology, startRedis] of TOPOLOGIES)
       const after = (await json<{ sessions: Summary[] }>(['sessions', 'list'])).sessions;
       const unmoved = after.filter((s) => before.get(s.id) === s.expiresAt).map((s) => s.id);
       assert.equal(before.size, 4);
-      assert.ok(unmoved.length >= 2, `most sessions sat still while paging (${unmoved.length} of 4)`);
       for (const id of unmoved) assert.ok(seen.includes(id), `${id} listed`);
+      for (const id of seen) assert.ok(before.has(id), `${id} is one of the sessions`);
       assert.equal(new Set(seen).size, seen.length, 'no session twice');
+      // (On a static set, every session exactly once across page sizes and ties: admin-paging.test.ts.)
       const human = await run(['sessions', 'list', '--limit', '2']);
       assert.match(human.stdout, /2 sessions; next page: --cursor \S+\n$/);
       const bad = await run(['sessions', 'list', '--cursor', 'nonsense']);
