@@ -13,21 +13,10 @@ import { TestRedis } from '../test/helpers/redis-server.js';
 import { startChild, type ServerChild } from './lib/child.js';
 import { HttpClient, openSessions, RoundRobin, runLoad, type Poster } from './lib/client.js';
 import { MODES, type Mode } from './lib/servers.js';
-import { ascending, fixed, median, percentile, printEnvironment, printTable, ratio } from './lib/stats.js';
+import { KNOBS, measureRound, medians, type Round } from './lib/rounds.js';
+import { fixed, printEnvironment, printTable, ratio } from './lib/stats.js';
 
-const env = (name: string, dflt: number) => Number(process.env[name] ?? dflt);
-const SESSIONS = env('BENCH_SESSIONS', 20);
-const REQUESTS = env('BENCH_REQUESTS', 2000);
-const CONCURRENCY = env('BENCH_CONCURRENCY', 20);
-const WARMUP = env('BENCH_WARMUP', 400);
-const ROUNDS = env('BENCH_ROUNDS', 5);
-
-interface Round {
-  rps: number;
-  p50: number;
-  p99: number;
-  cpuPerReq: number;
-}
+const { SESSIONS, REQUESTS, CONCURRENCY, WARMUP, ROUNDS } = KNOBS;
 
 /** One way of serving the load: where sessions are opened, where requests go, whose CPU counts. */
 interface Target {
@@ -47,17 +36,8 @@ async function cpu(children: ServerChild[]): Promise<number> {
   return all.reduce((a, b) => a + b, 0);
 }
 
-async function measure(t: Target, total: number): Promise<Round> {
-  const cpu0 = await cpu(t.children);
-  const r = await runLoad(t.load, t.sessions, total, CONCURRENCY);
-  const cpu1 = await cpu(t.children);
-  const sorted = ascending(r.latencies);
-  return {
-    rps: (total / r.wallMs) * 1000,
-    p50: percentile(sorted, 50),
-    p99: percentile(sorted, 99),
-    cpuPerReq: (cpu1 - cpu0) / total,
-  };
+function measure(t: Target, total: number): Promise<Round> {
+  return measureRound(t.load, t.sessions, total, () => cpu(t.children));
 }
 
 async function benchMode(mode: Mode, redis: TestRedis): Promise<void> {
@@ -108,10 +88,7 @@ async function benchMode(mode: Mode, redis: TestRedis): Promise<void> {
 
   const summary = targets.map((t) => ({
     label: t.label,
-    rps: median(t.rounds.map((r) => r.rps)),
-    p50: median(t.rounds.map((r) => r.p50)),
-    p99: median(t.rounds.map((r) => r.p99)),
-    cpu: median(t.rounds.map((r) => r.cpuPerReq)),
+    ...medians(t.rounds),
   }));
   const [base, owner] = summary;
   console.log(`\n## ${mode === 'json' ? 'JSON responses (jsonResponse: true)' : 'SSE responses (default)'}`);

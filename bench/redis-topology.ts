@@ -13,21 +13,10 @@ import { TestRedisCluster, TestRedisSentinel } from '../test/helpers/redis-topol
 import { startChild, type ServerChild } from './lib/child.js';
 import { HttpClient, openSessions, runLoad } from './lib/client.js';
 import { MODES, type Mode } from './lib/servers.js';
-import { ascending, fixed, median, percentile, printEnvironment, printTable, ratio } from './lib/stats.js';
+import { KNOBS, measureRound, medians, type Round } from './lib/rounds.js';
+import { fixed, printEnvironment, printTable, ratio } from './lib/stats.js';
 
-const env = (name: string, dflt: number) => Number(process.env[name] ?? dflt);
-const SESSIONS = env('BENCH_SESSIONS', 20);
-const REQUESTS = env('BENCH_REQUESTS', 2000);
-const CONCURRENCY = env('BENCH_CONCURRENCY', 20);
-const WARMUP = env('BENCH_WARMUP', 400);
-const ROUNDS = env('BENCH_ROUNDS', 5);
-
-interface Round {
-  rps: number;
-  p50: number;
-  p99: number;
-  cpuPerReq: number;
-}
+const { SESSIONS, REQUESTS, CONCURRENCY, WARMUP, ROUNDS } = KNOBS;
 
 interface Target {
   label: string;
@@ -61,16 +50,7 @@ async function benchMode(mode: Mode, topologies: Array<[string, string]>): Promi
     for (let round = 0; round < ROUNDS; round++) {
       for (let i = 0; i < targets.length; i++) {
         const t = targets[(round + i) % targets.length]!;
-        const cpu0 = await t.child.cpuMicros();
-        const r = await runLoad(t.client, t.sessions, REQUESTS, CONCURRENCY);
-        const cpu1 = await t.child.cpuMicros();
-        const sorted = ascending(r.latencies);
-        t.rounds.push({
-          rps: (REQUESTS / r.wallMs) * 1000,
-          p50: percentile(sorted, 50),
-          p99: percentile(sorted, 99),
-          cpuPerReq: (cpu1 - cpu0) / REQUESTS,
-        });
+        t.rounds.push(await measureRound(t.client, t.sessions, REQUESTS, () => t.child.cpuMicros()));
       }
     }
   } finally {
@@ -79,10 +59,7 @@ async function benchMode(mode: Mode, topologies: Array<[string, string]>): Promi
   }
   const summary = targets.map((t) => ({
     label: t.label,
-    rps: median(t.rounds.map((r) => r.rps)),
-    p50: median(t.rounds.map((r) => r.p50)),
-    p99: median(t.rounds.map((r) => r.p99)),
-    cpu: median(t.rounds.map((r) => r.cpuPerReq)),
+    ...medians(t.rounds),
   }));
   const base = summary[0]!;
   console.log(`\n## ${mode === 'json' ? 'JSON responses (jsonResponse: true)' : 'SSE responses (default)'}`);

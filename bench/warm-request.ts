@@ -13,22 +13,11 @@ import { TestRedis } from '../test/helpers/redis-server.js';
 import { startChild, type ServerChild } from './lib/child.js';
 import { HttpClient, openSessions, runLoad } from './lib/client.js';
 import { MODES, VARIANT_LABEL, type Mode, type Variant } from './lib/servers.js';
-import { ascending, fixed, median, percentile, printEnvironment, printTable, ratio } from './lib/stats.js';
+import { KNOBS, measureRound, medians, type Round } from './lib/rounds.js';
+import { fixed, printEnvironment, printTable, ratio } from './lib/stats.js';
 
-const env = (name: string, dflt: number) => Number(process.env[name] ?? dflt);
-const SESSIONS = env('BENCH_SESSIONS', 20);
-const REQUESTS = env('BENCH_REQUESTS', 2000);
-const CONCURRENCY = env('BENCH_CONCURRENCY', 20);
-const WARMUP = env('BENCH_WARMUP', 400);
-const ROUNDS = env('BENCH_ROUNDS', 5);
+const { SESSIONS, REQUESTS, CONCURRENCY, WARMUP, ROUNDS } = KNOBS;
 const VARIANTS: readonly Variant[] = ['baseline', 'fleet', 'fleet-redis'];
-
-interface Round {
-  rps: number;
-  p50: number;
-  p99: number;
-  cpuPerReq: number;
-}
 
 interface Target {
   child: ServerChild;
@@ -37,17 +26,8 @@ interface Target {
   rounds: Round[];
 }
 
-async function measure(t: Target, total: number): Promise<Round> {
-  const cpu0 = await t.child.cpuMicros();
-  const r = await runLoad(t.client, t.sessions, total, CONCURRENCY);
-  const cpu1 = await t.child.cpuMicros();
-  const sorted = ascending(r.latencies);
-  return {
-    rps: (total / r.wallMs) * 1000,
-    p50: percentile(sorted, 50),
-    p99: percentile(sorted, 99),
-    cpuPerReq: (cpu1 - cpu0) / total,
-  };
+function measure(t: Target, total: number): Promise<Round> {
+  return measureRound(t.client, t.sessions, total, () => t.child.cpuMicros());
 }
 
 async function benchMode(mode: Mode, redis: TestRedis): Promise<void> {
@@ -76,10 +56,7 @@ async function benchMode(mode: Mode, redis: TestRedis): Promise<void> {
 
   const summary = targets.map((t) => ({
     variant: t.child.variant,
-    rps: median(t.rounds.map((r) => r.rps)),
-    p50: median(t.rounds.map((r) => r.p50)),
-    p99: median(t.rounds.map((r) => r.p99)),
-    cpu: median(t.rounds.map((r) => r.cpuPerReq)),
+    ...medians(t.rounds),
   }));
   const base = summary.find((s) => s.variant === 'baseline')!;
   console.log(`\n## ${mode === 'json' ? 'JSON responses (jsonResponse: true)' : 'SSE responses (default)'}`);

@@ -1,0 +1,52 @@
+// The measured round of the request benches (warm-request, owner-routing, redis-topology): the knobs
+// they share, one round's figures, and the medians over the rounds.
+import { runLoad, type Poster } from './client.js';
+import { ascending, median, percentile } from './stats.js';
+
+const env = (name: string, dflt: number) => Number(process.env[name] ?? dflt);
+
+/** BENCH_SESSIONS, BENCH_REQUESTS (per round), BENCH_CONCURRENCY, BENCH_WARMUP, BENCH_ROUNDS. */
+export const KNOBS = {
+  SESSIONS: env('BENCH_SESSIONS', 20),
+  REQUESTS: env('BENCH_REQUESTS', 2000),
+  CONCURRENCY: env('BENCH_CONCURRENCY', 20),
+  WARMUP: env('BENCH_WARMUP', 400),
+  ROUNDS: env('BENCH_ROUNDS', 5),
+};
+
+/** One round: throughput, latency percentiles (ms) and server CPU per request (µs). */
+export interface Round {
+  rps: number;
+  p50: number;
+  p99: number;
+  cpuPerReq: number;
+}
+
+/** Runs `total` requests on `sessions` through `load`; `cpuMicros` reads the servers' CPU time. */
+export async function measureRound(
+  load: Poster,
+  sessions: string[],
+  total: number,
+  cpuMicros: () => Promise<number>,
+): Promise<Round> {
+  const cpu0 = await cpuMicros();
+  const r = await runLoad(load, sessions, total, KNOBS.CONCURRENCY);
+  const cpu1 = await cpuMicros();
+  const sorted = ascending(r.latencies);
+  return {
+    rps: (total / r.wallMs) * 1000,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    cpuPerReq: (cpu1 - cpu0) / total,
+  };
+}
+
+/** The medians of a target's rounds. */
+export function medians(rounds: Round[]): { rps: number; p50: number; p99: number; cpu: number } {
+  return {
+    rps: median(rounds.map((r) => r.rps)),
+    p50: median(rounds.map((r) => r.p50)),
+    p99: median(rounds.map((r) => r.p99)),
+    cpu: median(rounds.map((r) => r.cpuPerReq)),
+  };
+}
