@@ -25,6 +25,10 @@ import { textOf } from '../helpers/mcp-client.js';
 import { brokeBeforeAnyEventId, tracedFetch, type TraceEntry } from '../helpers/traced-fetch.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
 import { scanKeys, TestRedis } from '../helpers/redis-server.js';
+import { waitFor } from '../helpers/wait.js';
+
+const until = (what: string, check: () => boolean | Promise<boolean>, ms = 30_000) =>
+  waitFor(what, check, ms, 20);
 
 const ROUNDS = Number(process.env.CHAOS_ROUNDS ?? 2);
 const CLIENTS = Number(process.env.CHAOS_CLIENTS ?? 12);
@@ -67,14 +71,6 @@ interface Row {
 
 const rows: Row[] = [];
 const now = () => performance.now();
-
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
-  const deadline = now() + ms;
-  while (!(await check())) {
-    if (now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function connect(url: string, i: number): Promise<Load> {
   const trace: TraceEntry[] = [];
@@ -123,6 +119,11 @@ function drive(loads: Load[]): { stop: () => Promise<void> } {
       await Promise.all(loops);
     },
   };
+}
+
+/** Whether every session that is not lost had `n` ok calls started after `at`. */
+function servedSince(loads: Load[], at: number, n: number): boolean {
+  return loads.every((l) => l.lost || l.calls.filter((c) => c.start >= at && c.outcome === 'ok').length >= n);
 }
 
 /** ms from `at` until every session that is not lost had an ok call started after it. */
@@ -212,15 +213,23 @@ async function scenario(
     const load = drive(loads);
     const faultsAt: number[] = [];
     try {
+      let since = now();
       for (let round = 0; round < ROUNDS; round++) {
-        await new Promise((r) => setTimeout(r, EVERY_MS));
+        // The next fault once the load ran EVERY_MS and every session served calls again since the
+        // last one (a slow machine stretches the scenario instead of stacking faults).
+        await until(
+          'the load between faults',
+          () => now() - since >= EVERY_MS && servedSince(loads, since, 3),
+        );
         faultsAt.push(now());
         await fault(f, round);
+        since = now();
       }
       // Every session works again (or is lost), then a last stretch of load.
       const last = faultsAt[faultsAt.length - 1]!;
       await until('every session served again', () => recoveryAfter(loads, last) < Infinity, HANG_MS * 2);
-      await new Promise((r) => setTimeout(r, EVERY_MS));
+      since = now();
+      await until('a last stretch of load', () => now() - since >= EVERY_MS && servedSince(loads, since, 3));
     } finally {
       await load.stop();
     }

@@ -14,6 +14,7 @@ import { RedisKeys } from '../../src/redis/keys.js';
 import { TestRedis } from '../helpers/redis-server.js';
 import { TestRedisCluster } from '../helpers/redis-topologies.js';
 import { SseReader } from '../helpers/sse-reader.js';
+import { waitFor } from '../helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -38,15 +39,6 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
-}
-
-/** Polls `check` until it holds, failing after `timeoutMs` with `what`. */
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 interface Summary {

@@ -17,6 +17,7 @@ import { textOf } from '../helpers/mcp-client.js';
 import { brokeBeforeAnyEventId, tracedFetch, type TraceEntry } from '../helpers/traced-fetch.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
 import { TestRedis } from '../helpers/redis-server.js';
+import { waitFor as until } from '../helpers/wait.js';
 
 const ENTRY = 'test/fixtures/demo-instance.ts';
 const CLIENTS = 20;
@@ -70,16 +71,6 @@ interface Session {
 /** The pid in a default instance id (`<hostname>-<pid>-<6 random hex>`). */
 const pidOf = (instanceId: string) => Number(/-(\d+)-[0-9a-f]{6}$/.exec(instanceId)?.[1]);
 const now = () => performance.now();
-
-/** Polls `fn` (every 20 ms) until it is true; resolves to the time it took, rejects after `timeoutMs`. */
-async function until(what: string, fn: () => boolean | Promise<boolean>, timeoutMs: number): Promise<number> {
-  const t0 = now();
-  for (;;) {
-    if (await fn()) return now() - t0;
-    if (now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** Like {@link until}, but gives up quietly: false when `fn` never became true. */
 async function within(fn: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {

@@ -9,6 +9,7 @@ import { RedisKeys } from '../../src/redis/keys.js';
 import { RedisSessionStore } from '../../src/store/redis-session-store.js';
 import { initBody, rawPost } from '../helpers/mcp-client.js';
 import { TestRedis } from '../helpers/redis-server.js';
+import { waitFor as until } from '../helpers/wait.js';
 
 /** Every copy the factory built, by session: how it ended (and whether its signal said so too). */
 type Ended = Map<string, Array<{ reason: SessionCloseReason; signal: unknown }>>;
@@ -76,15 +77,6 @@ async function initialize(url: string): Promise<string> {
 const call = (id: number) =>
   JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'ping' } });
 const headersOf = (sid: string) => ({ 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' });
-
-/** Polls an observable condition (a callback that ran), at most 5 s. */
-async function until(what: string, check: () => boolean): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe('session lifecycle on ctx', () => {
   let redis: TestRedis;

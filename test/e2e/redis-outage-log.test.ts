@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { createFleet, type Fleet, type Logger } from '../../src/index.js';
 import { TestRedis } from '../helpers/redis-server.js';
+import { waitFor } from '../helpers/wait.js';
 
 interface Line {
   level: 'debug' | 'info' | 'warn' | 'error';
@@ -26,15 +27,6 @@ function recordingLogger(lines: Line[]): Logger {
     child: () => logger,
   };
   return logger;
-}
-
-/** Polls `check` until it holds, failing after `timeoutMs` with `what`. */
-async function waitFor(what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 describe('Redis outage log lines', () => {

@@ -8,6 +8,10 @@ import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import { assertRedisInstalled } from './redis-server.js';
 import { freePort } from './free-port.js';
+import { waitFor } from './wait.js';
+
+const until = (what: string, check: () => boolean | Promise<boolean>, ms = 20_000) =>
+  waitFor(what, check, ms, 100);
 
 const children = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -20,16 +24,6 @@ function assertRedisCliInstalled(): void {
     throw new Error(
       'redis-cli is required by the Cluster tests: apt-get install redis-tools (or redis-server)',
     );
-  }
-}
-
-/** Polls `check` until it holds, at most `timeoutMs` (topology changes take seconds). */
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

@@ -4,15 +4,7 @@ import assert from 'node:assert/strict';
 import { MemoryBus, MemoryBusHub } from '../../src/bus/memory-bus.js';
 import type { FleetBus } from '../../src/bus/protocol.js';
 import { RemoteSink } from '../../src/streams/remote-sink.js';
-
-/** Resolves once `check()` holds, polling every ms (the sink's work is asynchronous). */
-async function until(what: string, check: () => boolean): Promise<void> {
-  const deadline = Date.now() + 2000;
-  while (!check()) {
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await new Promise((r) => setImmediate(r));
-  }
-}
+import { waitFor as until } from '../helpers/wait.js';
 
 describe('RemoteSink', () => {
   it('keeps going, and reports, when the store cannot say whether a silent holder is gone', async () => {

@@ -1,5 +1,4 @@
-import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { waitFor } from '../../helpers/wait.js';
 
 /**
  * Expiry is Redis's own clock, so these contracts cannot inject one: instead of sleeping a fixed
@@ -7,11 +6,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
  * `ms`) and keep every refresh well inside the TTL, so a slow, shared machine cannot flip them.
  * Returns how long the wait took.
  */
-export async function untilGone(what: string, gone: () => Promise<boolean>, ms = 5000): Promise<number> {
-  const started = Date.now();
-  while (!(await gone())) {
-    if (Date.now() - started > ms) assert.fail(`not gone after ${ms} ms: ${what}`);
-    await sleep(25);
-  }
-  return Date.now() - started;
+export function untilGone(what: string, gone: () => Promise<boolean>, ms = 5000): Promise<number> {
+  return waitFor(`${what} to be gone`, gone, ms, 25);
 }

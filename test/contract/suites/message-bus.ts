@@ -2,6 +2,8 @@ import { afterEach, beforeEach, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BusPayload as BusMessage, MessageBus } from '../../../src/bus/message-bus.js';
+import { waitFor as until } from '../../helpers/wait.js';
+export { until };
 
 /** A factory of buses that can all hear each other (one "network" per test). */
 export type MakeBus = (onError?: (err: unknown) => void) => MessageBus;
@@ -26,15 +28,6 @@ export class Inbox {
       await Promise.race([new Promise<void>((r) => this.waiters.push(r)), sleep(left)]);
     }
     return this.messages;
-  }
-}
-
-/** Polls `check` every 10 ms until it holds; fails after `ms`. */
-export async function until(what: string, check: () => boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting: ${what}`);
-    await sleep(10);
   }
 }
 
