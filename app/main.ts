@@ -161,7 +161,9 @@ export async function start(
         const drained = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         try {
-          await fleet?.close();
+          // Waits for the connections still open (a request written just before the shutdown is
+          // served); the server's close callback below then comes at once.
+          await fleet?.close({ server });
         } catch (err) {
           logger.error({ err }, 'fleet close failed');
         }

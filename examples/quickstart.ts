@@ -22,7 +22,7 @@ const server = http.createServer(fleet.handler); // or Express: app.use(fleet.ha
 server.listen(Number(process.env.PORT ?? 9100), '127.0.0.1');
 
 process.on('SIGTERM', () => {
-  server.close(); // no new connections; the requests already here finish
-  // Hands this instance's sessions off (the next request anywhere makes a new owner), then exits.
-  void fleet.close().finally(() => process.exit(0));
+  // Stops accepting connections, hands this instance's sessions off (the next request anywhere makes
+  // a new owner), serves what is still arriving on open connections, then exits.
+  void fleet.close({ server }).finally(() => process.exit(0));
 });

@@ -7,6 +7,7 @@ import type { EventLog } from './events/event-log.js';
 import { MemoryEventLog } from './events/memory-event-log.js';
 import { RedisEventLog } from './events/redis-event-log.js';
 import { asError } from './errors.js';
+import { connectionsGone } from './http/connections.js';
 import type { HttpContext } from './http/context.js';
 import { createHandler } from './http/handler.js';
 import { legacyRoutes } from './legacy/routes.js';
@@ -36,7 +37,15 @@ import type { StreamRegistry } from './store/stream-registry.js';
 import { StreamRouter } from './streams/stream-router.js';
 import type { FleetTransport } from './transport/fleet-transport.js';
 import { OutgoingRequests } from './transport/outgoing-requests.js';
-import type { Fleet, FleetHealth, FleetOptions, JsonValue, ServerFactory, SessionData } from './types.js';
+import type {
+  Fleet,
+  FleetCloseOptions,
+  FleetHealth,
+  FleetOptions,
+  JsonValue,
+  ServerFactory,
+  SessionData,
+} from './types.js';
 
 /**
  * Serves an MCP server built with the official SDK from any number of instances: every instance
@@ -343,11 +352,24 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
         return false; // unreachable store: not ready (the reason is logged by the driver)
       }
     },
-    close(): Promise<void> {
+    close(options: FleetCloseOptions = {}): Promise<void> {
+      const { server } = options;
+      if (server) {
+        server.close(); // no new connections (a load balancer sends them elsewhere)
+        server.closeIdleConnections();
+      }
       closing ??= (async () => {
+        const deadline = Date.now() + opts.shutdownGraceMs;
         try {
           // Sessions owned here are handed off; clients resume their streams on other instances.
           await service.drain(opts.shutdownGraceMs);
+          if (server) {
+            // A connection accepted before the listener closed may bring its request only now (a
+            // busy proxy): it is served — forwarded to the session's new owner — not refused.
+            server.closeIdleConnections();
+            await connectionsGone(server, deadline);
+          }
+          await service.settle(deadline);
         } finally {
           closed = true;
           await owner.close();

@@ -6,6 +6,7 @@ export type { FleetErrorCode } from './errors.js';
 export type {
   Fleet,
   FleetHandler,
+  FleetCloseOptions,
   FleetHealth,
   FleetOptions,
   JsonValue,

@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { RedisConnection } from './redis/connect.js';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
@@ -296,6 +296,12 @@ export interface FleetHealth {
   closing: boolean;
 }
 
+/** Options of {@link Fleet.close}. */
+export interface FleetCloseOptions {
+  /** The HTTP server `handler` is mounted on: closed first, and waited for (see `close`). */
+  server?: HttpServer | undefined;
+}
+
 /** What {@link createFleet} returns. */
 export interface Fleet<T extends JsonValue = JsonValue> {
   /** Serves `POST`/`GET`/`DELETE` on the MCP path and the legacy SSE paths; `next()` or 404 for others. */
@@ -308,6 +314,12 @@ export interface Fleet<T extends JsonValue = JsonValue> {
   health(): Promise<FleetHealth>;
   /** `true` when the store is reachable and the fleet is not closing (for a readiness probe). */
   ready(): Promise<boolean>;
-  /** Ends every open stream on this instance (clients resume elsewhere) and closes connections it opened. Idempotent. */
-  close(): Promise<void>;
+  /**
+   * Graceful shutdown, idempotent: hands off every session this instance owns, ends its open streams
+   * (clients resume elsewhere), keeps forwarding requests that still arrive, then closes the
+   * connections it opened. With `server`, it also stops that HTTP server from accepting connections
+   * and waits (within `shutdownGraceMs`) until the connections it had are gone, so a request that a
+   * load balancer sent just before the shutdown is served, not refused.
+   */
+  close(options?: FleetCloseOptions): Promise<void>;
 }

@@ -70,12 +70,16 @@ export function createHandler(
       });
       return;
     }
-    run(ctx, req, res, route, authenticate).catch((err: unknown) => {
-      if (!(err instanceof FleetError) || err.status >= 500) {
-        ctx.logger.error({ err, path, method: req.method }, 'request failed');
-      }
-      fail(req, res, err);
-    });
+    // Counted from now (a drain waits for it); a GET holds a stream, which the drain ends itself.
+    const done = req.method === 'GET' ? undefined : ctx.service.admit();
+    run(ctx, req, res, route, authenticate)
+      .catch((err: unknown) => {
+        if (!(err instanceof FleetError) || err.status >= 500) {
+          ctx.logger.error({ err, path, method: req.method }, 'request failed');
+        }
+        fail(req, res, err);
+      })
+      .finally(done);
   };
 }
 

@@ -137,7 +137,8 @@ export class SessionService {
   private readonly recentCalls = new Map<string, BusMessageOf<'handled'>>();
   /** Forwarded calls being handled now (a resend meanwhile is dropped: the first one answers). */
   private readonly handling = new Set<string>();
-  private inFlightPosts = 0;
+  /** Requests admitted by the HTTP fronts and not finished (a drain waits for them). */
+  private inFlight = 0;
   /** Session recoveries per principal in the current minute (`recoverSessions`). */
   private readonly recoveries = new LRUCache<string, { since: number; n: number }>({ max: 10_000 });
   private idleWaiters: Array<() => void> = [];
@@ -184,17 +185,49 @@ export class SessionService {
    * other messages go to the session's owner — dispatched here if this instance is the owner, else
    * forwarded — and `responder` gets a 202 or the stream of the answers.
    */
-  async post(input: PostInput, responder: PostResponder): Promise<void> {
-    this.inFlightPosts++;
+  /**
+   * Counts a request from the moment the HTTP front has it (before its body is read) until its
+   * answer is under way; call the returned function once. A drain waits for every request so
+   * counted — also those that arrive while it runs — so none meets a closed fleet half-way.
+   */
+  admit(): () => void {
+    this.inFlight++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.inFlight--;
+      if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+    };
+  }
+
+  /**
+   * After the drain: resolves once no admitted request is left (those that came in after the drain
+   * are forwarded to the sessions' new owners), or at `deadline`.
+   */
+  async settle(deadline: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((r) => {
+      timer = setTimeout(r, Math.max(0, deadline - Date.now()));
+      timer.unref();
+    });
     try {
-      await this.postOnce(input, responder);
+      await Promise.race([
+        (async () => {
+          while (this.inFlight > 0) await this.whenIdle();
+        })(),
+        late,
+      ]);
     } finally {
-      this.inFlightPosts--;
-      if (this.inFlightPosts === 0) for (const w of this.idleWaiters.splice(0)) w();
+      clearTimeout(timer);
     }
   }
 
-  private async postOnce(input: PostInput, responder: PostResponder): Promise<void> {
+  private whenIdle(): Promise<void> {
+    return this.inFlight === 0 ? Promise.resolve() : new Promise<void>((r) => this.idleWaiters.push(r));
+  }
+
+  async post(input: PostInput, responder: PostResponder): Promise<void> {
     const { sessionId, principal } = input;
     let route = await this.resolve(sessionId, principal.id, 'streamable-http', input.protocolVersion);
     const answers = input.messages.filter((m) => isAnswer(m));
@@ -837,10 +870,14 @@ export class SessionService {
       return copy ? this.endLegacy(copy, 'shutdown', 'instance shutting down') : Promise.resolve();
     });
     const handoffs = this.deps.copies.all().map((copy) => this.deps.copies.handoff(copy));
-    const posts =
-      this.inFlightPosts === 0 ? Promise.resolve() : new Promise<void>((r) => this.idleWaiters.push(r));
+    const settled = (async () => {
+      await Promise.allSettled([...handoffs, ...legacy, streams]);
+      // Requests that came in meanwhile (a load balancer still sends some) are forwarded to their
+      // new owners: wait for them, and for those they let in, until none is left.
+      while (this.inFlight > 0) await this.whenIdle();
+    })();
     await Promise.race([
-      Promise.allSettled([...handoffs, ...legacy, streams, posts]),
+      settled,
       new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref()),
     ]);
     await this.deps.copies.closeAll();

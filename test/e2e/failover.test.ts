@@ -440,6 +440,7 @@ function scenario(fault: Fault): void {
       );
       const failed = calls.filter((c) => c.outcome === 'error');
       if (fault === 'SIGTERM') {
+        if (failed.length > 0) for (const i of instances) console.log(`# ── ${i.url}\n${i.output()}`);
         assert.deepEqual(f.exit, { code: 0, signal: null }, 'the victim drained and exited by itself');
         assert.deepEqual(
           failed.map((c) => `c${c.session.index} ${c.tool}: ${c.message}`),
