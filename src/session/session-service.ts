@@ -267,7 +267,7 @@ export class SessionService {
           copy.unlease();
         }
         if (rejoin !== undefined) return this.rejoin(input, rejoin, responder);
-        route = await this.resolve(sessionId, principal.id, 'streamable-http');
+        route = await this.resolve(sessionId, principal.id, 'streamable-http', input.protocolVersion);
         continue;
       }
       const { seen } = route;
@@ -277,8 +277,7 @@ export class SessionService {
         // Above its fair share (rebalancing), this instance lets a less loaded peer claim it.
         const elsewhere = this.draining ? undefined : this.deps.placeFor?.(dead);
         if (!this.draining && elsewhere === undefined) {
-          const copy = await this.deps.copies.claim(sessionId, principal.id, seen);
-          route = copy ? this.leased(copy) : await this.resolve(sessionId, principal.id, 'streamable-http');
+          route = await this.claimOrResolve(sessionId, principal.id, seen, input.protocolVersion);
           continue;
         }
         // Shutting down: a live peer claims it instead.
@@ -286,8 +285,7 @@ export class SessionService {
         if (!peer) {
           // Nobody to take it (a fleet of one, or every peer's heartbeat late): serve it here while
           // the drain lasts; the copy is handed off again once the request is done.
-          const copy = await this.deps.copies.claim(sessionId, principal.id, seen);
-          route = copy ? this.leased(copy) : await this.resolve(sessionId, principal.id, 'streamable-http');
+          route = await this.claimOrResolve(sessionId, principal.id, seen, input.protocolVersion);
           continue;
         }
         target = peer;
@@ -317,9 +315,30 @@ export class SessionService {
         case 'not-owner':
           break;
       }
-      route = await this.resolve(sessionId, principal.id, 'streamable-http');
+      route = await this.resolve(sessionId, principal.id, 'streamable-http', input.protocolVersion);
     }
     throw new FleetError('STORE_UNAVAILABLE', 'Service Unavailable: the session is moving between instances');
+  }
+
+  /**
+   * Claims a session seen without a live owner and leases the new copy, or resolves again when
+   * another instance won. A session gone meanwhile (the store lost it between the two steps) is
+   * recovered like one the first look did not find, when `recoverSessions` allows it.
+   */
+  private async claimOrResolve(
+    sessionId: string,
+    principal: string,
+    seen: OwnershipOf,
+    recoverAs: string | undefined,
+  ): Promise<Route> {
+    let copy: LiveSession | undefined;
+    try {
+      copy = await this.deps.copies.claim(sessionId, principal, seen);
+    } catch (err) {
+      const gone = err instanceof FleetError && err.code === 'SESSION_NOT_FOUND';
+      if (!gone) throw err;
+    }
+    return copy ? this.leased(copy) : this.resolve(sessionId, principal, 'streamable-http', recoverAs);
   }
 
   /**
