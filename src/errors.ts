@@ -5,6 +5,7 @@ export type FleetErrorCode =
   | 'SESSION_ID_MALFORMED'
   | 'SESSION_EXISTS'
   | 'UNSUPPORTED_PROTOCOL_VERSION'
+  | 'ERA_UNSUPPORTED'
   | 'NOT_ACCEPTABLE'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'BODY_TOO_LARGE'
@@ -34,6 +35,9 @@ export const ERROR_TABLE: Record<FleetErrorCode, { status: number; rpc: number }
   SESSION_ID_MALFORMED: { status: 400, rpc: -32000 },
   SESSION_EXISTS: { status: 409, rpc: -32000 },
   UNSUPPORTED_PROTOCOL_VERSION: { status: 400, rpc: -32000 },
+  // A 2026-07-28 request to a fleet of v1 servers: `data.supported` lists the 2025 revisions, which
+  // makes a dual-era client fall back to `initialize` at once (the spec's -32022).
+  ERA_UNSUPPORTED: { status: 400, rpc: -32022 },
   NOT_ACCEPTABLE: { status: 406, rpc: -32000 },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, rpc: -32000 },
   BODY_TOO_LARGE: { status: 413, rpc: -32000 },
@@ -60,12 +64,16 @@ export const ERROR_TABLE: Record<FleetErrorCode, { status: number; rpc: number }
 /** An error with a stable code; the HTTP front turns it into a status and a JSON-RPC error body. */
 export class FleetError extends Error {
   override readonly name = 'FleetError';
+  /** The JSON-RPC error's `data`, when it has one. */
+  readonly data: unknown;
+
   constructor(
     readonly code: FleetErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; data?: unknown },
   ) {
     super(message, options);
+    this.data = options?.data;
   }
 
   /** HTTP status for this error. */

@@ -11,6 +11,8 @@ import { connectionsGone } from './http/connections.js';
 import type { HttpContext } from './http/context.js';
 import { createHandler } from './http/handler.js';
 import { legacyRoutes } from './legacy/routes.js';
+import { FleetEventBus, notificationOf } from './modern/event-bus.js';
+import { ModernEra } from './modern/modern-era.js';
 import { FleetMetrics } from './metrics.js';
 import { resolveOptions } from './options.js';
 import { Ownership } from './ownership/ownership.js';
@@ -269,6 +271,30 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   });
   late.service = service;
 
+  // One publish (fleet.notify, or the SDK v2's bus through createMcpHandler) reaches the 2026 listeners
+  // of every instance and the 2025 sessions each instance owns.
+  const events = new FleetEventBus({
+    broadcast: (event) => bus.broadcast({ t: 'event', from: me, event }),
+    toSessions: (event) => {
+      const { method, params } = notificationOf(event);
+      for (const copy of copies.owned()) {
+        if (event.kind === 'resource_updated' && !copy.record.subscriptions?.includes(event.uri)) continue;
+        copy.transport
+          .send({ jsonrpc: '2.0', method, ...(params ? { params } : {}) })
+          .catch((err: unknown) => report(err, copy.id));
+      }
+    },
+    onError: report,
+  });
+  const modern = new ModernEra({
+    factory: options.server as ServerFactory,
+    instanceId: me,
+    bus: events,
+    jsonResponse: opts.jsonResponse,
+    maxBodyBytes: opts.maxBodyBytes,
+    onError: report,
+  });
+
   dispatcher.on('handle', (m) => void service.onHandle(m));
   dispatcher.on('handled', (m) => forwarder.onHandled(m));
   dispatcher.on('deliver', (m) => router.onDeliver(m));
@@ -288,6 +314,9 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   dispatcher.on('released', (m) => service.onReleased(m));
   dispatcher.on('deleted', (m) => service.onDeleted(m));
   dispatcher.on('end', (m) => service.onEnd(m));
+  dispatcher.on('event', (m) => {
+    if (m.from !== me) events.received(m.event);
+  });
 
   let closed = false;
   bus
@@ -302,6 +331,7 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   const ctx: HttpContext = {
     options: opts,
     service,
+    modern,
     metrics,
     logger,
     storeGate: gate ? () => gate.admit() : () => Promise.resolve(),
@@ -323,6 +353,8 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   const fleet: Fleet<T> = {
     handler,
     instanceId: me,
+    notify: events.notify,
+    events,
     sessionData(sessionId: string): SessionData<T> {
       assertSessionId(sessionId); // a malformed id never reaches the store (nor breaks a hash tag)
       return dataFor(sessionId);
@@ -362,7 +394,7 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
         const deadline = Date.now() + opts.shutdownGraceMs;
         try {
           // Sessions owned here are handed off; clients resume their streams on other instances.
-          await service.drain(opts.shutdownGraceMs);
+          await Promise.all([service.drain(opts.shutdownGraceMs), modern.close()]);
           if (server) {
             // A connection accepted before the listener closed may bring its request only now (a
             // busy proxy): it is served — forwarded to the session's new owner — not refused.

@@ -8,9 +8,11 @@ export type {
   FleetHandler,
   FleetCloseOptions,
   FleetHealth,
+  FleetServerEventBus,
   FleetOptions,
   JsonValue,
   Principal,
+  SdkServer,
   ServerFactory,
   SessionCloseReason,
   SessionContext,
@@ -20,3 +22,4 @@ export type {
 } from './types.js';
 export type { Logger } from './logger.js';
 export type { RedisClusterConfig, RedisConnection, RedisSentinelConfig } from './redis/connect.js';
+export type { FleetNotifier, ServerEvent } from './modern/event-bus.js';

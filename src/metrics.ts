@@ -305,6 +305,8 @@ class PromFleetMetrics extends FleetMetrics {
 
   override errorResponse(err: unknown): void {
     const code = err instanceof FleetError ? err.code : 'INTERNAL';
+    // A modern client probing a fleet of v1 servers is told to fall back: part of the protocol.
+    if (code === 'ERA_UNSUPPORTED') return;
     this.errors.inc({ code });
     if (code === 'STORE_UNAVAILABLE') this.storeErrors.inc();
   }

@@ -5,6 +5,13 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { OpenMetricsContentType, PrometheusContentType, Registry } from 'prom-client';
 import type { Logger } from './logger.js';
+import type { FleetNotifier, ServerEvent } from './modern/event-bus.js';
+
+/** The SDK v2's `ServerEventBus`, structurally (no v2 import for users of the v1 line). */
+export interface FleetServerEventBus {
+  publish(event: ServerEvent): void;
+  subscribe(listener: (event: ServerEvent) => void): () => void;
+}
 
 /** A JSON value, as stored in a session's application data. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
@@ -58,9 +65,11 @@ export interface SessionData<T extends JsonValue = JsonValue> {
  * - `evicted`: this instance dropped the copy from memory (LRU or idle) — the session lives on;
  * - `handoff`: the copy was handed off (this instance is shutting down) — the session lives on;
  * - `replaced`: another instance took the session over (this copy was fenced off) — the session lives on;
- * - `shutdown`: the instance closed without handing the copy off.
+ * - `shutdown`: the instance closed without handing the copy off;
+ * - `done`: a server built for one 2026-07-28 request (no session) finished that request.
  */
-export type SessionCloseReason = 'deleted' | 'expired' | 'evicted' | 'handoff' | 'replaced' | 'shutdown';
+export type SessionCloseReason =
+  'deleted' | 'expired' | 'evicted' | 'handoff' | 'replaced' | 'shutdown' | 'done';
 
 /**
  * How this copy of a session came to be (see {@link SessionContext.origin}):
@@ -72,11 +81,18 @@ export type SessionCloseReason = 'deleted' | 'expired' | 'evicted' | 'handoff' |
  *   with a conservative client profile (no capabilities); its data starts empty.
  * In every case but `initialize` the factory's server starts from the session's record and data only.
  */
-export type SessionOrigin = 'initialize' | 'handoff' | 'eviction' | 'failover' | 'recovered';
+export type SessionOrigin = 'initialize' | 'handoff' | 'eviction' | 'failover' | 'recovered' | 'request';
 
 /** What the server factory gets for each session it builds. */
 export interface SessionContext<T extends JsonValue = JsonValue> {
-  /** The session id (`Mcp-Session-Id` or the legacy `sessionId`). */
+  /**
+   * `legacy`: a session of the 2025 era (`initialize`, `Mcp-Session-Id`, legacy SSE) — one live copy
+   * in the fleet. `modern`: one 2026-07-28 request (no session): the server is built for it alone
+   * (SDK v2 servers only), `sessionId` is `''`, `origin` is `request`, `data` rejects, and `signal`/
+   * `onClose` end with the request (`done`).
+   */
+  readonly era: 'legacy' | 'modern';
+  /** The session id (`Mcp-Session-Id` or the legacy `sessionId`); `''` in the modern era. */
   readonly sessionId: string;
   /** The principal the session is bound to (`anonymous` when no `authenticate` hook is set). */
   readonly principal: string;
@@ -102,10 +118,20 @@ export interface SessionContext<T extends JsonValue = JsonValue> {
   onClose(fn: (reason: SessionCloseReason) => void): void;
 }
 
-/** A new, unmodified SDK server per session. */
+/**
+ * An SDK server: `McpServer` or `Server` of the v1 line (`@modelcontextprotocol/sdk`) or of the v2
+ * line (`@modelcontextprotocol/server`), told apart at run time. Only v2 servers serve 2026-07-28.
+ */
+export type SdkServer =
+  McpServer | Server | { connect(transport: never): Promise<void>; close(): Promise<void> };
+
+/**
+ * A new, unmodified SDK server per session (2025 era), and per request (2026-07-28, v2 servers:
+ * `ctx.era === 'modern'`).
+ */
 export type ServerFactory<T extends JsonValue = JsonValue> = (
   ctx: SessionContext<T>,
-) => McpServer | Server | Promise<McpServer | Server>;
+) => SdkServer | Promise<SdkServer>;
 
 /** Node request handler, usable with `http.createServer` and as Express/Connect middleware. */
 export type FleetHandler = (
@@ -308,6 +334,17 @@ export interface Fleet<T extends JsonValue = JsonValue> {
   readonly handler: FleetHandler;
   /** This instance's id. */
   readonly instanceId: string;
+  /**
+   * Tells every client that something changed — `subscriptions/listen` streams (2026-07-28) on every
+   * instance, and 2025-era sessions (their GET stream; `resourceUpdated` only to sessions subscribed
+   * to the URI) — once each. Call it from any instance, e.g. in a tool that changed the tool list.
+   */
+  readonly notify: FleetNotifier;
+  /**
+   * The fleet's `ServerEventBus` (the SDK v2 interface: `publish`/`subscribe`), shared by all
+   * instances over Redis: what `notify` publishes on; the 2026 listeners subscribe to it.
+   */
+  readonly events: FleetServerEventBus;
   /** Application data of any session, for code outside a handler (e.g. an admin endpoint). */
   sessionData(sessionId: string): SessionData<T>;
   /** Store reachability and session counts (no `KEYS`). */

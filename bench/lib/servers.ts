@@ -30,6 +30,7 @@ export interface BenchServer {
 function standaloneContext(sessionId: string): SessionContext {
   const unsupported = () => Promise.reject(new Error('no session data in the baseline'));
   return {
+    era: 'legacy',
     sessionId,
     principal: 'anonymous',
     instanceId: 'baseline',

@@ -105,6 +105,22 @@ const pong = z.object({ t: z.literal('pong'), nonce: z.string().max(100), gone: 
 const released = z.object({ t: z.literal('released'), sid });
 const deleted = z.object({ t: z.literal('deleted'), sid, from: instance });
 const end = z.object({ t: z.literal('end'), sid });
+/** A `ServerEventBus` event (SDK v2) published on `from`: listeners and sessions everywhere get it. */
+const event = z.object({
+  t: z.literal('event'),
+  from: instance,
+  event: z.union([
+    z.object({
+      kind: z.enum(['tools_list_changed', 'prompts_list_changed', 'resources_list_changed']),
+      params: z.record(z.string(), z.unknown()).optional(),
+    }),
+    z.object({
+      kind: z.literal('resource_updated'),
+      uri: z.string().max(8192),
+      params: z.record(z.string(), z.unknown()).optional(),
+    }),
+  ]),
+});
 
 const BusMessageSchema = z.discriminatedUnion('t', [
   handle,
@@ -124,6 +140,7 @@ const BusMessageSchema = z.discriminatedUnion('t', [
   released,
   deleted,
   end,
+  event,
 ]);
 
 /** Any message on the bus. */

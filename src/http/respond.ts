@@ -27,7 +27,7 @@ export function sendError(
     res.destroy();
     return;
   }
-  const body = errorBody(fe.rpcCode, fe.message);
+  const body = errorBody(fe.rpcCode, fe.message, null, fe.data);
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     'content-length': String(Buffer.byteLength(body)),

@@ -9,6 +9,7 @@ import {
   type MessageExtraInfo,
 } from '@modelcontextprotocol/sdk/types.js';
 import { FleetError } from '../errors.js';
+import { isModernBody } from '../modern/envelope.js';
 import { assertSessionId } from '../session-id.js';
 import type { PostResponder } from '../session/session-service.js';
 import type { Principal } from '../types.js';
@@ -117,6 +118,19 @@ export async function handlePost(
   principal: Principal,
 ): Promise<void> {
   const opts = ctx.options;
+  if (!isJsonContentType(req.headers['content-type'])) {
+    throw new FleetError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      'Unsupported Media Type: Content-Type must be application/json',
+    );
+  }
+  const body = await readBody(req, opts.maxBodyBytes);
+  const { messages, batch } = parseMessages(body);
+  if (req.headers['mcp-session-id'] === undefined && isModernBody(messages)) {
+    // 2026-07-28: no session; the SDK v2 serves it with a server built for this request.
+    await ctx.modern.serve(req, res, body, batch ? messages : messages[0], principal);
+    return;
+  }
   const accept = req.headers.accept;
   if (!accepts(accept, 'application/json') || !accepts(accept, 'text/event-stream')) {
     throw new FleetError(
@@ -124,13 +138,6 @@ export async function handlePost(
       'Not Acceptable: Client must accept both application/json and text/event-stream',
     );
   }
-  if (!isJsonContentType(req.headers['content-type'])) {
-    throw new FleetError(
-      'UNSUPPORTED_MEDIA_TYPE',
-      'Unsupported Media Type: Content-Type must be application/json',
-    );
-  }
-  const { messages, batch } = parseMessages(await readBody(req, opts.maxBodyBytes));
   const extra: MessageExtraInfo = { authInfo: principal.authInfo, requestInfo: requestInfo(req) };
 
   const init = messages.find((m) => isRequest(m) && m.method === 'initialize') as JSONRPCRequest | undefined;

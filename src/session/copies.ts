@@ -97,6 +97,11 @@ export class Copies {
     return [...this.live.values(), ...this.lingering.values(), ...this.legacy.values()];
   }
 
+  /** The copies of sessions this instance owns (not those being retired). */
+  owned(): LiveSession[] {
+    return [...this.live.values(), ...this.legacy.values()];
+  }
+
   /** A running stream this instance produces for a session (a POST stream, or the standalone one). */
   findStream(sessionId: string, streamId: string): OutboundStream | undefined {
     const copy = this.live.peek(sessionId) ?? this.lingering.get(sessionId);
@@ -384,6 +389,7 @@ export class Copies {
         : undefined;
     const lifecycle = new CopyLifecycle(onError);
     const ctx: SessionContext<JsonValue> = {
+      era: 'legacy',
       sessionId: record.id,
       principal: record.principal,
       instanceId: deps.instanceId,

@@ -20,6 +20,7 @@ const CLOSED_MESSAGES: Record<SessionCloseReason, string> = {
   handoff: 'Session handed off while the request ran',
   replaced: 'Session taken over by another instance while the request ran',
   shutdown: 'Server is shutting down',
+  done: 'Request finished',
 };
 function closedError(reason: SessionCloseReason): { code: number; message: string } {
   return { code: -32603, message: CLOSED_MESSAGES[reason] };

@@ -29,6 +29,12 @@ export function isResponse(m: JSONRPCMessage): m is AnyResponse {
 }
 
 /** A JSON-RPC error body with no id, as sent with HTTP errors. */
-export function errorBody(code: number, message: string, id: RequestId | null = null): string {
-  return JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id });
+export function errorBody(
+  code: number,
+  message: string,
+  id: RequestId | null = null,
+  data?: unknown,
+): string {
+  const error = data === undefined ? { code, message } : { code, message, data };
+  return JSON.stringify({ jsonrpc: '2.0', error, id });
 }

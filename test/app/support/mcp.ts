@@ -13,6 +13,7 @@ export const silent: AppLogger = pino({ level: 'silent' });
 /** A session context like the fleet passes to the factory, with in-memory application data. */
 export function sessionContext(data = new MemorySessionData(), sessionId = 'test-session'): SessionContext {
   return {
+    era: 'legacy',
     sessionId,
     principal: 'anonymous',
     instanceId: 'test-instance',
