@@ -13,6 +13,9 @@ import { createHandler } from './http/handler.js';
 import { legacyRoutes } from './legacy/routes.js';
 import { FleetEventBus, notificationOf } from './modern/event-bus.js';
 import { ModernEra } from './modern/modern-era.js';
+import { RequestStateRing } from './modern/request-state.js';
+import { MemorySpentTokens } from './store/memory-spent-tokens.js';
+import { RedisSpentTokens } from './store/redis-spent-tokens.js';
 import { FleetMetrics } from './metrics.js';
 import { resolveOptions } from './options.js';
 import { Ownership } from './ownership/ownership.js';
@@ -286,6 +289,10 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
     },
     onError: report,
   });
+  const requestState = new RequestStateRing(options.requestState, {
+    principalNow: () => modern.principalNow(),
+    spent: redis ? new RedisSpentTokens(redis, keys, timeout) : new MemorySpentTokens(),
+  });
   const modern = new ModernEra({
     factory: options.server as ServerFactory,
     instanceId: me,
@@ -355,6 +362,7 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
     instanceId: me,
     notify: events.notify,
     events,
+    requestState,
     sessionData(sessionId: string): SessionData<T> {
       assertSessionId(sessionId); // a malformed id never reaches the store (nor breaks a hash tag)
       return dataFor(sessionId);

@@ -23,3 +23,4 @@ export type {
 export type { Logger } from './logger.js';
 export type { RedisClusterConfig, RedisConnection, RedisSentinelConfig } from './redis/connect.js';
 export type { FleetNotifier, ServerEvent } from './modern/event-bus.js';
+export type { FleetRequestState, RequestStateOptions } from './modern/request-state.js';

@@ -6,6 +6,7 @@ import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { OpenMetricsContentType, PrometheusContentType, Registry } from 'prom-client';
 import type { Logger } from './logger.js';
 import type { FleetNotifier, ServerEvent } from './modern/event-bus.js';
+import type { FleetRequestState, RequestStateOptions } from './modern/request-state.js';
 
 /** The SDK v2's `ServerEventBus`, structurally (no v2 import for users of the v1 line). */
 export interface FleetServerEventBus {
@@ -260,6 +261,12 @@ export interface FleetOptions<T extends JsonValue = JsonValue> {
    * instance is itself above its share. `true` takes the defaults.
    * @default false
    */
+  /**
+   * The `requestState` key ring for multi-round-trip requests of SDK v2 servers (see
+   * `fleet.requestState`): keys shared by every instance, newest first; optional binding and
+   * single-use mode. Without it, `fleet.requestState` rejects. @default undefined
+   */
+  requestState?: RequestStateOptions | undefined;
   rebalance?:
     | boolean
     | undefined
@@ -345,6 +352,13 @@ export interface Fleet<T extends JsonValue = JsonValue> {
    * instances over Redis: what `notify` publishes on; the 2026 listeners subscribe to it.
    */
   readonly events: FleetServerEventBus;
+  /**
+   * The fleet's `requestState` codec (option `requestState`): give `verify` to the SDK v2 server
+   * (`new McpServer(info, { requestState: { verify: fleet.requestState.verify } })`) and return
+   * `inputRequired({ …, requestState: await fleet.requestState.mint(payload, ctx) })` from a handler;
+   * the retry verifies on any instance.
+   */
+  readonly requestState: FleetRequestState;
   /** Application data of any session, for code outside a handler (e.g. an admin endpoint). */
   sessionData(sessionId: string): SessionData<T>;
   /** Store reachability and session counts (no `KEYS`). */

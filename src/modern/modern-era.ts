@@ -85,6 +85,11 @@ export class ModernEra {
     }
   }
 
+  /** The principal of the modern request whose handler is running now (from its async context). */
+  principalNow(): string | undefined {
+    return this.scope.getStore()?.principal.id;
+  }
+
   /** Shutdown: ends the open `subscriptions/listen` streams (their clients listen again elsewhere). */
   async close(): Promise<void> {
     const h = this.handler;

@@ -107,6 +107,14 @@ export class RedisKeys {
     return `${this.prefix}{instances}`;
   }
 
+  /**
+   * String: a single-use `requestState` (2026-07-28 multi-round-trip requests) that was redeemed,
+   * by its MAC. Expires: when the state itself would (its `ttlSeconds`). Its own slot on a Cluster.
+   */
+  spentRequestState(mac: string): string {
+    return `${this.prefix}rs:${mac}`;
+  }
+
   /** Pub/sub channel of one instance (a sharded channel on a Cluster: its own slot). */
   instanceChannel(instanceId: string): string {
     return `${this.prefix}instance:${instanceId}`;

@@ -13,6 +13,7 @@ import { connectRedis, type RedisConnection } from '../../src/redis/connect.js';
 import { RedisKeys, shardOf } from '../../src/redis/keys.js';
 import { RedisInstanceRegistry } from '../../src/store/redis-instance-registry.js';
 import { RedisSessionStore } from '../../src/store/redis-session-store.js';
+import { RedisSpentTokens } from '../../src/store/redis-spent-tokens.js';
 import { RedisStreamRegistry } from '../../src/store/redis-stream-registry.js';
 import { TestRedis } from '../helpers/redis-server.js';
 import { TestRedisCluster, TestRedisSentinel } from '../helpers/redis-topologies.js';
@@ -20,6 +21,7 @@ import { eventLogContract, fencedEventLogContract } from './suites/event-log.js'
 import { instanceRegistryContract } from './suites/instance-registry.js';
 import { Inbox, messageBusContract, until } from './suites/message-bus.js';
 import { LONG, record, sessionStoreContract } from './suites/session-store.js';
+import { spentTokensContract } from './suites/spent-tokens.js';
 import { streamRegistryContract } from './suites/stream-registry.js';
 
 /** A running topology, two fail-fast clients on it (as createFleet opens them), a key prefix per test. */
@@ -146,6 +148,19 @@ function contracts(t: Topology): void {
         const deadline = Date.now() + ttl + 5000;
         while ((await t.c1.exists(t.keys.instance('dead'))) === 1) {
           if (Date.now() > deadline) throw new Error('the liveness key did not expire');
+          await new Promise((r) => setTimeout(r, 25));
+        }
+      },
+    }));
+  });
+  describe('SpentTokens contract', () => {
+    spentTokensContract(() => ({
+      a: new RedisSpentTokens(t.c1, t.keys),
+      b: new RedisSpentTokens(t.c2, t.keys),
+      expire: async (ms) => {
+        const deadline = Date.now() + ms + 5000;
+        while ((await t.c1.exists(t.keys.spentRequestState('short'))) === 1) {
+          if (Date.now() > deadline) throw new Error('the spent token did not expire');
           await new Promise((r) => setTimeout(r, 25));
         }
       },

@@ -41,6 +41,58 @@ function v2Client(mode: 'legacy' | 'auto', name = 'ann') {
   return { client, seen };
 }
 
+/** A JSON-RPC answer as a 2026-07-28 client reads it (JSON or the SSE stream's answer event). */
+interface Answer {
+  result?: Record<string, unknown>;
+  error?: { code: number; message: string };
+}
+
+/** One 2026-07-28 `tools/call` by hand (headers and `_meta` envelope as the v2 client sends them). */
+async function modernCall(base: string, name: string, extra: Record<string, unknown>): Promise<Answer> {
+  const res = await fetch(`${base}/mcp`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': 'tools/call',
+      'mcp-name': name,
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 7,
+      method: 'tools/call',
+      params: {
+        name,
+        arguments: {},
+        ...extra,
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+          'io.modelcontextprotocol/clientCapabilities': { elicitation: {} },
+          'io.modelcontextprotocol/clientInfo': { name: 'by-hand', version: '1.0.0' },
+        },
+      },
+    }),
+    signal: AbortSignal.timeout(15_000),
+  });
+  const text = await res.text();
+  if (!(res.headers.get('content-type') ?? '').includes('text/event-stream'))
+    return JSON.parse(text) as Answer;
+  const answers = text
+    .split('\n')
+    .filter((l) => l.startsWith('data:'))
+    .map((l) => JSON.parse(l.slice(5)) as Answer & { id?: unknown })
+    .filter((m) => m.id === 7);
+  assert.equal(answers.length, 1, text);
+  return answers[0]!;
+}
+
+/** The same state with its MAC replaced (what a client without the key could send). */
+function forge(state: string): string {
+  const dot = state.lastIndexOf('.');
+  return `${state.slice(0, dot + 1)}${Buffer.alloc(32, 7).toString('base64url')}`;
+}
+
 describe('both eras, SDK v2 server on 3 instances', () => {
   let redis: TestRedis;
   let instances: Instance[] = [];
@@ -56,7 +108,13 @@ describe('both eras, SDK v2 server on 3 instances', () => {
 
   before(async () => {
     redis = await TestRedis.start();
-    const env = { REDIS_URL: redis.url, KEY_PREFIX: `dual-${randomUUID().slice(0, 8)}:` };
+    const env = {
+      REDIS_URL: redis.url,
+      KEY_PREFIX: `dual-${randomUUID().slice(0, 8)}:`,
+      // One key ring for the fleet, single-use states.
+      REQUEST_STATE_KEY: `dual-era-request-state-key-${randomUUID()}`,
+      REQUEST_STATE_SINGLE_USE: '1',
+    };
     instances = await Promise.all(
       [0, 1, 2].map((i) =>
         startInstance({
@@ -109,6 +167,30 @@ describe('both eras, SDK v2 server on 3 instances', () => {
     const m = /^hello bo \(asked on (v2-\d), answered on (v2-\d)\)$/.exec(greeting);
     assert.ok(m, greeting);
     assert.notEqual(m[1], m[2], 'the retry (round 2) landed on another instance than round 1');
+  });
+
+  it('a single-use requestState minted on A is redeemed on B and rejected when replayed on C', async () => {
+    const [a, b, c] = instances;
+    const round1 = await modernCall(a!.url, 'greet', {});
+    assert.equal(round1.result?.resultType, 'input_required', JSON.stringify(round1));
+    const state = round1.result?.requestState as string;
+    assert.match(state, /^v1\./, 'a sealed state, not the plain instance id');
+    const retry = {
+      inputResponses: { name: { action: 'accept', content: { name: 'zed' } } },
+      requestState: state,
+    };
+    const round2 = await modernCall(b!.url, 'greet', retry);
+    assert.equal(
+      textOf(round2.result),
+      'hello zed (asked on v2-0, answered on v2-1)',
+      JSON.stringify(round2),
+    );
+    const replay = await modernCall(c!.url, 'greet', retry);
+    assert.equal(replay.error?.code, -32602, JSON.stringify(replay));
+    assert.match(replay.error?.message ?? '', /requestState/);
+    // A state sealed with another key is refused too (the ring is the fleet's, not a process's).
+    const forged = await modernCall(c!.url, 'greet', { ...retry, requestState: forge(state) });
+    assert.equal(forged.error?.code, -32602, JSON.stringify(forged));
   });
 
   it('one publish reaches a listener on A (published on B, once) and a 2025 session, on whichever instance owns it', async () => {
