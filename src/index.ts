@@ -4,6 +4,7 @@ export { handleClientErrors } from './http/client-errors.js';
 export { FleetError, UnauthorizedError, ERROR_TABLE } from './errors.js';
 export type { FleetErrorCode } from './errors.js';
 export type {
+  AuthInfo,
   Fleet,
   FleetHandler,
   FleetCloseOptions,

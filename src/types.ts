@@ -1,8 +1,5 @@
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { RedisConnection } from './redis/connect.js';
-import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { OpenMetricsContentType, PrometheusContentType, Registry } from 'prom-client';
 import type { Logger } from './logger.js';
 import type { FleetNotifier, ServerEvent } from './modern/event-bus.js';
@@ -123,8 +120,29 @@ export interface SessionContext<T extends JsonValue = JsonValue> {
  * An SDK server: `McpServer` or `Server` of the v1 line (`@modelcontextprotocol/sdk`) or of the v2
  * line (`@modelcontextprotocol/server`), told apart at run time. Only v2 servers serve 2026-07-28.
  */
-export type SdkServer =
-  McpServer | Server | { connect(transport: never): Promise<void>; close(): Promise<void> };
+export interface SdkServer {
+  connect(transport: never): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * A validated access token as the SDK's handlers see it (`extra.authInfo` in v1, `ctx.http.authInfo`
+ * in v2) — the same shape in both lines, declared here so either SDK alone will do.
+ */
+export interface AuthInfo {
+  /** The access token. */
+  token: string;
+  /** The client id the token was issued to. */
+  clientId: string;
+  /** Its scopes. */
+  scopes: string[];
+  /** Expiry, seconds since the epoch. */
+  expiresAt?: number;
+  /** The RFC 8707 resource it is valid for. */
+  resource?: URL;
+  /** Anything else the issuer attached. */
+  extra?: Record<string, unknown>;
+}
 
 /**
  * A new, unmodified SDK server per session (2025 era), and per request (2026-07-28, v2 servers:

@@ -1,15 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { JSONRPCMessage, JSONRPCRequest, MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js';
 import {
+  DEFAULT_NEGOTIATED_PROTOCOL_VERSION,
   InitializeRequestSchema,
   JSONRPCMessageSchema,
   SUPPORTED_PROTOCOL_VERSIONS,
-  DEFAULT_NEGOTIATED_PROTOCOL_VERSION,
-  type JSONRPCMessage,
-  type JSONRPCRequest,
-  type MessageExtraInfo,
-} from '@modelcontextprotocol/sdk/types.js';
+} from '../transport/schemas.js';
 import { FleetError } from '../errors.js';
-import { isModernBody } from '../modern/envelope.js';
+import { isModernPost } from '../modern/envelope.js';
 import { assertSessionId } from '../session-id.js';
 import type { PostResponder } from '../session/session-service.js';
 import type { Principal } from '../types.js';
@@ -72,7 +70,7 @@ export function parseMessages(body: Buffer): { messages: JSONRPCMessage[]; batch
     const parsed = JSONRPCMessageSchema.safeParse(item);
     if (!parsed.success)
       throw new FleetError('INVALID_REQUEST', 'Invalid Request: not a JSON-RPC 2.0 message');
-    return parsed.data;
+    return parsed.data as JSONRPCMessage;
   });
   return { messages, batch };
 }
@@ -126,7 +124,10 @@ export async function handlePost(
   }
   const body = await readBody(req, opts.maxBodyBytes);
   const { messages, batch } = parseMessages(body);
-  if (req.headers['mcp-session-id'] === undefined && isModernBody(messages)) {
+  if (
+    req.headers['mcp-session-id'] === undefined &&
+    isModernPost(req.headers['mcp-protocol-version'], messages)
+  ) {
     // 2026-07-28: no session; the SDK v2 serves it with a server built for this request.
     await ctx.modern.serve(req, res, body, batch ? messages : messages[0], principal);
     return;

@@ -5,6 +5,7 @@
 // error that makes a dual-era client fall back to `initialize`.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import type { McpHttpHandler } from '@modelcontextprotocol/server';
 import { FleetError, asError } from '../errors.js';
 import { CopyLifecycle } from '../session/copy-lifecycle.js';
@@ -104,18 +105,15 @@ export class ModernEra {
    */
   private load(principal: Principal): Promise<McpHttpHandler | undefined> {
     this.loading ??= (async () => {
-      let v2: V2Module;
-      try {
-        v2 = await import('@modelcontextprotocol/server');
-      } catch {
-        return undefined; // only the v1 SDK is installed
-      }
+      const builds = await loadV2();
+      if (builds.length === 0) return undefined; // only the v1 SDK is installed
       const lifecycle = new CopyLifecycle(this.deps.onError);
       const probe = await this.deps.factory(this.contextFor({ principal, lifecycle }));
-      const modern = probe instanceof v2.McpServer || probe instanceof v2.Server;
+      // The build (ESM or CommonJS) the user's server comes from: its classes and its handler.
+      const v2 = builds.find((m) => probe instanceof m.McpServer || probe instanceof m.Server);
       await (probe as { close(): Promise<void> }).close().catch(() => undefined);
       lifecycle.end('done');
-      if (!modern) return undefined;
+      if (!v2) return undefined;
       this.handler = v2.createMcpHandler(
         async () => {
           const scope = this.scope.getStore();
@@ -155,6 +153,27 @@ export class ModernEra {
       onClose: (fn) => scope.lifecycle.onClose(fn),
     };
   }
+}
+
+/**
+ * The SDK v2 as ES module and as CommonJS (it ships both): a server built with `require()` is an
+ * instance of the CommonJS classes only (the dual-package hazard), and must be served by that
+ * build's handler. Empty when the v2 SDK is not installed.
+ */
+async function loadV2(): Promise<V2Module[]> {
+  const builds: V2Module[] = [];
+  try {
+    builds.push(await import('@modelcontextprotocol/server'));
+  } catch {
+    return builds;
+  }
+  try {
+    const cjs = createRequire(import.meta.url)('@modelcontextprotocol/server') as V2Module;
+    if (cjs.McpServer !== builds[0]!.McpServer) builds.push(cjs);
+  } catch {
+    // no CommonJS build resolvable from here: ES module servers only
+  }
+  return builds;
 }
 
 function requestedVersion(parsed: unknown): string | undefined {

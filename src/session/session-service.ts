@@ -1,11 +1,10 @@
-import {
-  DEFAULT_NEGOTIATED_PROTOCOL_VERSION,
-  SUPPORTED_PROTOCOL_VERSIONS,
-  type JSONRPCMessage,
-  type JSONRPCRequest,
-  type MessageExtraInfo,
-  type RequestId,
+import type {
+  JSONRPCMessage,
+  JSONRPCRequest,
+  MessageExtraInfo,
+  RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
+import { DEFAULT_NEGOTIATED_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '../transport/schemas.js';
 import { LRUCache } from 'lru-cache';
 import type { FleetBus, BusMessageOf } from '../bus/protocol.js';
 import { FleetError, asError, type FleetErrorCode, ERROR_TABLE } from '../errors.js';

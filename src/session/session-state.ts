@@ -1,5 +1,5 @@
 import type { JSONRPCMessage, LoggingLevel, RequestId } from '@modelcontextprotocol/sdk/types.js';
-import { LoggingLevelSchema } from '@modelcontextprotocol/sdk/types.js';
+import { LoggingLevelSchema } from '../transport/schemas.js';
 import { FleetError, asError } from '../errors.js';
 import type { SessionPatch, SessionStore } from '../store/session-store.js';
 import type { FleetTransport } from '../transport/fleet-transport.js';

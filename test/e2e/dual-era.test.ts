@@ -8,9 +8,11 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { Registry } from 'prom-client';
+import * as z from 'zod';
 import { createFleet, type Fleet } from '../../src/index.js';
 import { buildDemoServer } from '../fixtures/demo-server.js';
 import { startInstance, type Instance } from '../helpers/instances.js';
@@ -19,6 +21,13 @@ import { TestRedis } from '../helpers/redis-server.js';
 import { waitFor } from '../helpers/wait.js';
 
 const REQUEST = { timeout: 15_000 };
+/** The HTTP headers of a 2026-07-28 `server/discover` (as the v2 client's probe sends them). */
+const DISCOVER_HEADERS = {
+  'content-type': 'application/json',
+  accept: 'application/json, text/event-stream',
+  'mcp-protocol-version': '2026-07-28',
+  'mcp-method': 'server/discover',
+};
 
 function textOf(result: unknown): string {
   const content = (result as { content: Array<{ type: string; text?: string }> }).content;
@@ -249,12 +258,7 @@ describe('a fleet of v1 servers and a modern client', () => {
   it('answers a modern request with -32022 naming the 2025 revisions; the v2 client in auto mode falls back at once', async () => {
     const probe = await fetch(url, {
       method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-protocol-version': '2026-07-28',
-        'mcp-method': 'server/discover',
-      },
+      headers: DISCOVER_HEADERS,
       body: JSON.stringify({
         jsonrpc: '2.0',
         id: 1,
@@ -295,5 +299,58 @@ describe('a fleet of v1 servers and a modern client', () => {
     const errors = await errorsByCode();
     assert.equal(errors.SESSION_ID_REQUIRED, 1);
     assert.equal(errors.ERA_UNSUPPORTED, undefined, 'a fallback is not an error');
+  });
+});
+
+describe('era routing edges (one embedded instance)', () => {
+  // A server built with require(): an instance of the SDK's CommonJS classes, not of its ES module ones.
+  const cjs = createRequire(import.meta.url)(
+    '@modelcontextprotocol/server',
+  ) as typeof import('@modelcontextprotocol/server');
+  let fleet: Fleet;
+  let server: Server;
+  let url: string;
+
+  before(async () => {
+    fleet = createFleet({
+      server: (ctx) => {
+        const s = new cjs.McpServer({ name: 'cjs-built', version: '1.0.0' });
+        s.registerTool('where', { description: 'era', inputSchema: z.object({}) }, () => ({
+          content: [{ type: 'text', text: ctx.era }],
+        }));
+        return s;
+      },
+    });
+    server = createServer(fleet.handler);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`;
+  });
+  after(async () => {
+    await fleet?.close({ server });
+  });
+
+  it('serves a server built from the CommonJS build of the SDK in both eras', async () => {
+    for (const mode of ['auto', 'legacy'] as const) {
+      const { client } = v2Client(mode);
+      try {
+        await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+        const era = textOf(await client.callTool({ name: 'where', arguments: {} }, REQUEST));
+        assert.equal(era, mode === 'auto' ? 'modern' : 'legacy');
+      } finally {
+        await client.close();
+      }
+    }
+  });
+
+  it("a 2026-07-28 header without the envelope gets the spec's -32602 naming the request, not a session error", async () => {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: DISCOVER_HEADERS,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 101, method: 'server/discover', params: {} }),
+    });
+    assert.equal(res.status, 400);
+    const body = (await res.json()) as { id: unknown; error: { code: number } };
+    assert.equal(body.error.code, -32602);
+    assert.equal(body.id, 101);
   });
 });

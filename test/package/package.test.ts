@@ -21,6 +21,10 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import {
+  Client as V2Client,
+  StreamableHTTPClientTransport as V2Transport,
+} from '@modelcontextprotocol/client';
 import { signToken } from '../../app/auth.js';
 import { freePort } from '../helpers/free-port.js';
 import { textOf } from '../helpers/mcp-client.js';
@@ -128,6 +132,47 @@ function readmeBlock(marker: string): string {
   return block[1]!;
 }
 
+let packed: string | undefined;
+/** The library's tarball, packed once: `npm pack` runs `prepare`, which builds dist/ from a clean slate. */
+function tarballOf(): string {
+  if (packed === undefined) {
+    const out = npm(['pack', '--pack-destination', WORK, '--json'], ROOT);
+    const [info] = JSON.parse(out.slice(out.indexOf('['))) as Array<{ filename: string }>;
+    packed = join(WORK, info!.filename);
+  }
+  return packed;
+}
+
+/** Writes `source` as server.ts of a scratch project and compiles it to dist/server.js, strictly. */
+function compileStrict(scratch: string, source: string): void {
+  writeFileSync(join(scratch, 'server.ts'), source);
+  writeFileSync(join(scratch, 'tsconfig.json'), strictTsconfig('server.ts'));
+  const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', '.'], {
+    cwd: scratch,
+    encoding: 'utf8',
+  });
+  assert.equal(tsc.status, 0, `tsc:\n${tsc.stdout}${tsc.stderr}`);
+}
+
+/** tsconfig of a scratch project: as strict as a demanding user's (library types checked too). */
+function strictTsconfig(file: string): string {
+  return JSON.stringify({
+    compilerOptions: {
+      target: 'ES2022',
+      module: 'NodeNext',
+      moduleResolution: 'NodeNext',
+      strict: true,
+      exactOptionalPropertyTypes: true,
+      noUncheckedIndexedAccess: true,
+      verbatimModuleSyntax: true,
+      noEmitOnError: true,
+      outDir: 'dist',
+      types: ['node'],
+    },
+    files: [file],
+  });
+}
+
 describe('the mcp-fleet package, installed from its tarball', () => {
   let redis: TestRedis;
   let tarball: string;
@@ -135,10 +180,7 @@ describe('the mcp-fleet package, installed from its tarball', () => {
 
   before(async () => {
     redis = await TestRedis.start();
-    // `npm pack` runs `prepare`, which builds dist/ from a clean slate: what a clone gets too.
-    const packed = npm(['pack', '--pack-destination', WORK, '--json'], ROOT);
-    const [info] = JSON.parse(packed.slice(packed.indexOf('['))) as Array<{ filename: string }>;
-    tarball = join(WORK, info!.filename);
+    tarball = tarballOf();
     mkdirSync(scratch);
     writeFileSync(
       join(scratch, 'package.json'),
@@ -215,30 +257,7 @@ describe('the mcp-fleet package, installed from its tarball', () => {
       readFileSync(join(ROOT, 'examples/quickstart.ts'), 'utf8'),
       'README shows the example as it is',
     );
-    writeFileSync(join(scratch, 'server.ts'), example);
-    writeFileSync(
-      join(scratch, 'tsconfig.json'),
-      JSON.stringify({
-        compilerOptions: {
-          target: 'ES2022',
-          module: 'NodeNext',
-          moduleResolution: 'NodeNext',
-          strict: true,
-          exactOptionalPropertyTypes: true,
-          noUncheckedIndexedAccess: true,
-          verbatimModuleSyntax: true,
-          noEmitOnError: true,
-          outDir: 'dist',
-          types: ['node'],
-        },
-        files: ['server.ts'],
-      }),
-    );
-    const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', '.'], {
-      cwd: scratch,
-      encoding: 'utf8',
-    });
-    assert.equal(tsc.status, 0, `tsc:\n${tsc.stdout}${tsc.stderr}`);
+    compileStrict(scratch, example);
 
     const port = await freePort();
     const server = start('dist/server.js', scratch, { PORT: String(port), REDIS_URL: redis.url });
@@ -263,6 +282,70 @@ describe('the mcp-fleet package, installed from its tarball', () => {
       assert.deepEqual(exit, { code: 0, signal: null }, server.output());
     } finally {
       await client?.close().catch(() => undefined);
+      server.child.kill('SIGKILL');
+    }
+  });
+});
+
+describe('the package with the SDK v2 line only (no @modelcontextprotocol/sdk installed)', () => {
+  const scratch = join(WORK, 'scratch-v2');
+
+  before(() => {
+    mkdirSync(scratch);
+    writeFileSync(
+      join(scratch, 'package.json'),
+      JSON.stringify({ name: 'scratch-v2', private: true, type: 'module' }, null, 2),
+    );
+    npm(
+      [
+        'install',
+        '--no-audit',
+        '--no-fund',
+        '--prefer-offline',
+        tarballOf(),
+        `@modelcontextprotocol/server@${pkg.devDependencies['@modelcontextprotocol/server']}`,
+        `zod@${pkg.dependencies.zod}`,
+        `typescript@${pkg.devDependencies.typescript}`,
+        `@types/node@${pkg.devDependencies['@types/node']}`,
+      ],
+      scratch,
+    );
+  });
+
+  it('compiles examples/quickstart-v2.ts under strict TypeScript, serves both eras, ends on SIGTERM', async () => {
+    assert.ok(
+      !existsSync(join(scratch, 'node_modules/@modelcontextprotocol/sdk')),
+      'the v1 SDK is not installed (both SDK lines are optional peers)',
+    );
+    compileStrict(scratch, readFileSync(join(ROOT, 'examples/quickstart-v2.ts'), 'utf8'));
+
+    const port = await freePort();
+    const server = start('dist/server.js', scratch, { PORT: String(port) });
+    const url = `http://127.0.0.1:${port}/mcp`;
+    let legacy: Client | undefined;
+    let modern: V2Client | undefined;
+    try {
+      legacy = await connect(url);
+      assert.match(
+        textOf(await legacy.callTool({ name: 'greet', arguments: { name: 'Ada' } })),
+        /^Hello Ada from \S+ \(legacy\)$/,
+      );
+      modern = new V2Client(
+        { name: 'package-test', version: '1.0.0' },
+        { versionNegotiation: { mode: 'auto' } },
+      );
+      await modern.connect(new V2Transport(new URL(url)));
+      assert.equal(modern.getNegotiatedProtocolVersion(), '2026-07-28');
+      assert.match(
+        textOf(await modern.callTool({ name: 'greet', arguments: { name: 'Bo' } })),
+        /^Hello Bo from \S+ \(modern\)$/,
+      );
+      server.child.kill('SIGTERM');
+      const exit = await exitOf(server.child, 15_000);
+      assert.deepEqual(exit, { code: 0, signal: null }, server.output());
+    } finally {
+      await legacy?.close().catch(() => undefined);
+      await modern?.close().catch(() => undefined);
       server.child.kill('SIGKILL');
     }
   });
