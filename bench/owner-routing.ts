@@ -13,7 +13,7 @@ import { TestRedis } from '../test/helpers/redis-server.js';
 import { startChild, type ServerChild } from './lib/child.js';
 import { HttpClient, openSessions, RoundRobin, runLoad, type Poster } from './lib/client.js';
 import { MODES, type Mode } from './lib/servers.js';
-import { KNOBS, measureRound, medians, type Round } from './lib/rounds.js';
+import { KNOBS, measureRound, medians, type Round, interleavedRounds } from './lib/rounds.js';
 import { fixed, printEnvironment, printTable, ratio } from './lib/stats.js';
 
 const { SESSIONS, REQUESTS, CONCURRENCY, WARMUP, ROUNDS } = KNOBS;
@@ -74,12 +74,7 @@ async function benchMode(mode: Mode, redis: TestRedis): Promise<void> {
       t.sessions = await openSessions(t.open, SESSIONS, Math.min(SESSIONS, CONCURRENCY));
       await runLoad(t.load, t.sessions, WARMUP, CONCURRENCY); // JIT, pools, caches
     }
-    for (let round = 0; round < ROUNDS; round++) {
-      for (let i = 0; i < targets.length; i++) {
-        const t = targets[(round + i) % targets.length]!;
-        t.rounds.push(await measure(t, REQUESTS));
-      }
-    }
+    await interleavedRounds(targets, (t) => measure(t, REQUESTS));
   } finally {
     for (const t of targets) for (const c of t.clients) c.close();
     const children = new Set(targets.flatMap((t) => t.children));

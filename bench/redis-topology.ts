@@ -13,7 +13,7 @@ import { TestRedisCluster, TestRedisSentinel } from '../test/helpers/redis-topol
 import { startChild, type ServerChild } from './lib/child.js';
 import { HttpClient, openSessions, runLoad } from './lib/client.js';
 import { MODES, type Mode } from './lib/servers.js';
-import { KNOBS, measureRound, medians, type Round } from './lib/rounds.js';
+import { KNOBS, measureRound, medians, type Round, interleavedRounds } from './lib/rounds.js';
 import { fixed, printEnvironment, printTable, ratio } from './lib/stats.js';
 
 const { SESSIONS, REQUESTS, CONCURRENCY, WARMUP, ROUNDS } = KNOBS;
@@ -47,12 +47,9 @@ async function benchMode(mode: Mode, topologies: Array<[string, string]>): Promi
       t.sessions = await openSessions(t.client, SESSIONS, Math.min(SESSIONS, CONCURRENCY));
       await runLoad(t.client, t.sessions, WARMUP, CONCURRENCY);
     }
-    for (let round = 0; round < ROUNDS; round++) {
-      for (let i = 0; i < targets.length; i++) {
-        const t = targets[(round + i) % targets.length]!;
-        t.rounds.push(await measureRound(t.client, t.sessions, REQUESTS, () => t.child.cpuMicros()));
-      }
-    }
+    await interleavedRounds(targets, (t) =>
+      measureRound(t.client, t.sessions, REQUESTS, () => t.child.cpuMicros()),
+    );
   } finally {
     for (const t of targets) t.client.close();
     await Promise.all(targets.map((t) => t.child.stop()));

@@ -13,8 +13,15 @@ import { TestRedis } from '../test/helpers/redis-server.js';
 import { startChild, type ServerChild } from './lib/child.js';
 import { HttpClient, openSessions, runLoad } from './lib/client.js';
 import { MODES, VARIANT_LABEL, type Mode, type Variant } from './lib/servers.js';
-import { KNOBS, measureRound, medians, type Round } from './lib/rounds.js';
-import { fixed, printEnvironment, printTable, ratio } from './lib/stats.js';
+import {
+  KNOBS,
+  measureRound,
+  medians,
+  type Round,
+  interleavedRounds,
+  printVsBaseline,
+} from './lib/rounds.js';
+import { printEnvironment } from './lib/stats.js';
 
 const { SESSIONS, REQUESTS, CONCURRENCY, WARMUP, ROUNDS } = KNOBS;
 const VARIANTS: readonly Variant[] = ['baseline', 'fleet', 'fleet-redis'];
@@ -43,12 +50,7 @@ async function benchMode(mode: Mode, redis: TestRedis): Promise<void> {
       t.sessions = await openSessions(t.client, SESSIONS, Math.min(SESSIONS, CONCURRENCY));
       await runLoad(t.client, t.sessions, WARMUP, CONCURRENCY); // JIT, pools, caches
     }
-    for (let round = 0; round < ROUNDS; round++) {
-      for (let i = 0; i < targets.length; i++) {
-        const t = targets[(round + i) % targets.length]!;
-        t.rounds.push(await measure(t, REQUESTS));
-      }
-    }
+    await interleavedRounds(targets, (t) => measure(t, REQUESTS));
   } finally {
     for (const t of targets) t.client.close();
     await Promise.all(targets.map((t) => t.child.stop()));
@@ -60,17 +62,9 @@ async function benchMode(mode: Mode, redis: TestRedis): Promise<void> {
   }));
   const base = summary.find((s) => s.variant === 'baseline')!;
   console.log(`\n## ${mode === 'json' ? 'JSON responses (jsonResponse: true)' : 'SSE responses (default)'}`);
-  printTable(
-    ['variant', 'req/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'req/s vs baseline', 'CPU/req vs baseline'],
-    summary.map((s) => [
-      VARIANT_LABEL[s.variant],
-      fixed(s.rps, 0),
-      fixed(s.p50),
-      fixed(s.p99),
-      fixed(s.cpu, 0),
-      ratio(s.rps, base.rps),
-      ratio(s.cpu, base.cpu),
-    ]),
+  printVsBaseline(
+    summary.map((s) => ({ ...s, label: VARIANT_LABEL[s.variant] })),
+    base,
   );
 }
 

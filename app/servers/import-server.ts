@@ -1,7 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import type { McpServer, RegisteredTool } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { CallToolResult, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js';
-import type { z } from 'zod';
+import type {
+  CallToolResult,
+  McpServer,
+  RegisteredTool,
+  ToolAnnotations,
+} from '@modelcontextprotocol/server';
+import { z } from 'zod';
 import type { AppLogger as Logger } from '../logger.js';
 
 /**
@@ -104,19 +108,18 @@ export function defineTool<I extends z.ZodRawShape, O extends z.ZodRawShape>(
           );
         }
       };
-      // Seen by the SDK as a plain shape; it validates the arguments against it before calling back, so the
-      // one assertion below only restates the type that `I` already guarantees.
-      const inputSchema: z.ZodRawShape = spec.inputSchema;
+      // The SDK validates the arguments against the object schema before calling back, so the one
+      // assertion below only restates the type that `I` already guarantees.
       return server.registerTool(
         fullName,
         {
           title: spec.title,
           description: describe(spec.description, fullName, spec.name),
-          inputSchema,
-          outputSchema: spec.outputSchema,
+          inputSchema: z.object(spec.inputSchema),
+          outputSchema: z.object(spec.outputSchema),
           ...(spec.annotations === undefined ? {} : { annotations: spec.annotations }),
         },
-        (args, extra) => run(args as z.output<z.ZodObject<I>>, extra.signal),
+        (args, ctx) => run(args as z.output<z.ZodObject<I>>, ctx.mcpReq.signal),
       );
     },
   };

@@ -1,7 +1,7 @@
 // The measured round of the request benches (warm-request, owner-routing, redis-topology): the knobs
 // they share, one round's figures, and the medians over the rounds.
 import { runLoad, type Poster } from './client.js';
-import { ascending, median, percentile } from './stats.js';
+import { ascending, fixed, median, percentile, printTable, ratio } from './stats.js';
 
 const env = (name: string, dflt: number) => Number(process.env[name] ?? dflt);
 
@@ -49,4 +49,39 @@ export function medians(rounds: Round[]): { rps: number; p50: number; p99: numbe
     p99: median(rounds.map((r) => r.p99)),
     cpu: median(rounds.map((r) => r.cpuPerReq)),
   };
+}
+
+/**
+ * `KNOBS.ROUNDS` rounds over `targets`, interleaved (each round starts one target later, so drift in
+ * the machine's load spreads over all of them); each round's figures go to the target's `rounds`.
+ */
+export async function interleavedRounds<T extends { rounds: Round[] }>(
+  targets: readonly T[],
+  measure: (t: T) => Promise<Round>,
+): Promise<void> {
+  for (let round = 0; round < KNOBS.ROUNDS; round++) {
+    for (let i = 0; i < targets.length; i++) {
+      const t = targets[(round + i) % targets.length]!;
+      t.rounds.push(await measure(t));
+    }
+  }
+}
+
+/** The usual table: one row per target (`label` + medians), ratios against `base`. */
+export function printVsBaseline(
+  summary: ReadonlyArray<{ label: string; rps: number; p50: number; p99: number; cpu: number }>,
+  base: { rps: number; cpu: number },
+): void {
+  printTable(
+    ['variant', 'req/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'req/s vs baseline', 'CPU/req vs baseline'],
+    summary.map((s) => [
+      s.label,
+      fixed(s.rps, 0),
+      fixed(s.p50),
+      fixed(s.p99),
+      fixed(s.cpu, 0),
+      ratio(s.rps, base.rps),
+      ratio(s.cpu, base.cpu),
+    ]),
+  );
 }

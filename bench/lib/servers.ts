@@ -7,17 +7,35 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { createFleet, type Fleet, type FleetOptions, type SessionContext } from '../../src/index.js';
 import { buildDemoServer } from '../../test/fixtures/demo-server.js';
+import { createMcpHandler, McpServer as V2McpServer } from '@modelcontextprotocol/server';
+import * as z from 'zod';
+import { pipeResponse, toWebRequest } from '../../src/modern/modern-era.js';
 
 /** `json`: `jsonResponse`/`enableJsonResponse` on; `sse`: every answer is an SSE stream (the default). */
 export type Mode = 'json' | 'sse';
 export const MODES: readonly Mode[] = ['json', 'sse'];
 
-export type Variant = 'baseline' | 'fleet' | 'fleet-redis';
+export type Variant = 'baseline' | 'fleet' | 'fleet-redis' | 'v2-handler' | 'fleet-v2';
 export const VARIANT_LABEL: Record<Variant, string> = {
   baseline: 'baseline: stock SDK transport',
   fleet: 'mcp-fleet embedded (no Redis)',
   'fleet-redis': 'mcp-fleet + Redis',
+  'v2-handler': "baseline: SDK v2's createMcpHandler (2026-07-28 only)",
+  'fleet-v2': 'mcp-fleet embedded, SDK v2 server',
 };
+
+/** The demo server's `echo` on the SDK v2 line (same answer as test/fixtures/demo-server.ts's). */
+function buildV2EchoServer(): V2McpServer {
+  const server = new V2McpServer({ name: 'bench-v2', version: '1.0.0' });
+  server.registerTool(
+    'echo',
+    { description: 'echo', inputSchema: z.object({ text: z.string() }) },
+    ({ text }) => ({
+      content: [{ type: 'text', text }],
+    }),
+  );
+  return server;
+}
 
 export interface BenchServer {
   port: number;
@@ -152,12 +170,14 @@ export interface FleetServerOptions {
   resumable?: boolean;
   /** Default: `BENCH_REBALANCE=<idleMs>` in the environment turns rebalancing on, else off. */
   rebalance?: FleetOptions['rebalance'];
+  /** Serve an SDK v2 server (echo only) instead of the v1 demo server. */
+  v2?: boolean;
 }
 
 /** An mcp-fleet instance (defaults otherwise: `resumable: true` unless BENCH_RESUMABLE=0) on a free port. */
 export async function startFleet(o: FleetServerOptions): Promise<BenchServer & { fleet: Fleet }> {
   const fleet = createFleet({
-    server: (ctx) => buildDemoServer(ctx),
+    server: (ctx) => (o.v2 ? buildV2EchoServer() : buildDemoServer(ctx)),
     redis: parseBenchRedis(o.redisUrl),
     keyPrefix: o.keyPrefix,
     instanceId: o.instanceId,
@@ -203,6 +223,38 @@ function parseBenchRedis(url: string | undefined): FleetOptions['redis'] {
   return url;
 }
 
+/**
+ * The SDK v2's own stateless handler behind the same Node adapter mcp-fleet uses (body read once,
+ * a Fetch Request, the Response streamed back): what a single-instance 2026-07-28 server costs.
+ */
+async function startV2Handler(mode: Mode): Promise<BenchServer> {
+  const handler = createMcpHandler(() => buildV2EchoServer(), {
+    legacy: 'reject',
+    responseMode: mode === 'json' ? 'json' : 'auto',
+  });
+  const server = await listen((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const aborted = new AbortController();
+      res.once('close', () => aborted.abort());
+      void handler
+        .fetch(toWebRequest(req, body, aborted.signal), { parsedBody: JSON.parse(body.toString('utf8')) })
+        .then((r) => pipeResponse(r, res))
+        .catch((err: unknown) => jsonRpcError(res, 500, String(err)));
+    });
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    live: () => Promise.resolve(0),
+    close: async () => {
+      await handler.close();
+      await stopServer(server);
+    },
+  };
+}
+
 export async function startVariant(
   variant: Variant,
   mode: Mode,
@@ -210,6 +262,8 @@ export async function startVariant(
 ): Promise<BenchServer> {
   if (variant === 'baseline') return startBaseline(mode);
   if (variant === 'fleet') return startFleet({ mode });
+  if (variant === 'v2-handler') return startV2Handler(mode);
+  if (variant === 'fleet-v2') return startFleet({ mode, v2: true });
   if (!redis) throw new Error('fleet-redis needs a Redis URL');
   return startFleet({
     mode,

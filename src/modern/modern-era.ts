@@ -184,7 +184,7 @@ function requestedVersion(parsed: unknown): string | undefined {
 }
 
 /** The Fetch API request the SDK's handler takes, for a Node request whose body was read already. */
-function toWebRequest(req: IncomingMessage, body: Buffer, signal: AbortSignal): Request {
+export function toWebRequest(req: IncomingMessage, body: Buffer, signal: AbortSignal): Request {
   const headers = new Headers();
   for (const [name, value] of Object.entries(req.headers)) {
     if (value === undefined) continue;
@@ -205,7 +205,7 @@ function toWebRequest(req: IncomingMessage, body: Buffer, signal: AbortSignal): 
 }
 
 /** Writes a Fetch API response to a Node response, streaming its body (SSE event by event). */
-async function pipeResponse(response: Response, res: ServerResponse): Promise<void> {
+export async function pipeResponse(response: Response, res: ServerResponse): Promise<void> {
   const headers: Record<string, string> = {};
   response.headers.forEach((value, name) => {
     headers[name] = value;

@@ -551,8 +551,11 @@ describe('reference server fleet: 3 instances, Redis, PostgreSQL, JWT, behind th
       new RegExp(`no report for ${UNKNOWN_SHA256}`),
     );
     assert.deepEqual(vt.seen, [{ path: `/api/v3/files/${UNKNOWN_SHA256}`, apiKey: VT_API_KEY }]);
-    // An unknown tool is an error result too (the SDK's McpServer answers it that way).
-    assert.match(await fails(client, 'no_such_tool'), /not found/);
+    // An unknown tool is a protocol error (-32602), as the SDK v2's McpServer answers it since 2025-11-25.
+    await assert.rejects(client.callTool({ name: 'no_such_tool', arguments: {} }), (err: unknown) => {
+      assert.match(String(err), /-32602.*Tool no_such_tool not found/);
+      return true;
+    });
 
     const targets = new Set(hops.filter((h) => h.what.startsWith('POST tools/call')).map((h) => h.target));
     assert.equal(targets.size, 3);

@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { McpServer } from '@modelcontextprotocol/server';
 import type { FleetHealth } from '../../src/index.js';
 import type { Database } from '../../app/db/database.js';
 import { createPgliteDatabase } from '../../app/db/pglite.js';

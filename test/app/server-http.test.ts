@@ -5,6 +5,10 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import {
+  Client as V2Client,
+  StreamableHTTPClientTransport as V2Transport,
+} from '@modelcontextprotocol/client';
 import { signToken } from '../../app/auth.js';
 import { parseConfig } from '../../app/config.js';
 import { start, type RunningServer } from '../../app/main.js';
@@ -138,6 +142,28 @@ describe('reference server over HTTP (in-memory sessions, anonymous)', () => {
         arguments: { a: 1, b: 0 },
       })) as CallToolResult;
       assert.equal(divide.isError, true);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('serves 2026-07-28 clients too (no session: the memory register says why it cannot work)', async () => {
+    const c = new V2Client({ name: 'modern', version: '1.0.0' }, { versionNegotiation: { mode: 'auto' } });
+    await c.connect(new V2Transport(new URL(`${server.url}/mcp`)));
+    try {
+      assert.equal(c.getNegotiatedProtocolVersion(), '2026-07-28');
+      const { tools } = await c.listTools();
+      assert.equal(tools.length, 12);
+      const power = await c.callTool({ name: 'calculator_power', arguments: { a: 2, b: 5 } });
+      assert.deepEqual(power.structuredContent, { result: 32 });
+      const memory = await c.callTool({ name: 'calculator_memory_store', arguments: { value: 1 } });
+      assert.equal(memory.isError, true);
+      assert.match(JSON.stringify(memory.content), /needs a session/);
+      const employees = await c.callTool({
+        name: 'postgres_query_employees',
+        arguments: { department: 'Sales', limit: 2 },
+      });
+      assert.equal((employees.structuredContent as { total: number }).total, 4);
     } finally {
       await c.close();
     }
