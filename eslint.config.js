@@ -8,7 +8,7 @@ import globals from 'globals';
  * layer: nothing imports it. `fleet.ts` (the composition root) and `index.ts` sit above the others; errors, types, clock, logger, metrics and the other files at the top of src/ below them.
  */
 const LAYERS = [
-  ['cli'],
+  ['cli', 'tasks'],
   ['http', 'legacy'],
   ['session'],
   ['ownership', 'streams'],

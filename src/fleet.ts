@@ -7,6 +7,7 @@ import type { EventLog } from './events/event-log.js';
 import { MemoryEventLog } from './events/memory-event-log.js';
 import { RedisEventLog } from './events/redis-event-log.js';
 import { asError } from './errors.js';
+import { registerInternals } from './fleet-internals.js';
 import { connectionsGone } from './http/connections.js';
 import type { HttpContext } from './http/context.js';
 import { createHandler } from './http/handler.js';
@@ -427,5 +428,12 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
       return closing;
     },
   };
+  registerInternals(fleet, {
+    redis,
+    keyPrefix: opts.keyPrefix,
+    instanceId: me,
+    commandTimeoutMs: opts.redisCommandTimeoutMs,
+    isAlive: async (id) => (await instances.read([id]))[0] !== undefined,
+  });
   return fleet;
 }
