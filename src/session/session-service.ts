@@ -298,6 +298,9 @@ export class SessionService {
         case 'rejoin':
           return this.rejoin(input, outcome.streamId, responder);
         case 'error':
+          // The owner found the session gone (the store lost it meanwhile): resolving again recovers
+          // it when `recoverSessions` allows, else answers the same 404.
+          if (outcome.code === 'SESSION_NOT_FOUND') break;
           throw new FleetError(knownCode(outcome.code), outcome.message);
         case 'dead':
         case 'unresponsive':
