@@ -6,19 +6,16 @@
 // The suite needs Node >= 22 (fs.globSync): it runs on the Node 22 binary of the `node` npm package
 // (devDependency), the rest of the tests on the Node that runs them. Overrides for local experiments:
 // CONFORMANCE_NODE (a Node >= 22 binary), CONFORMANCE_CLI (the suite's dist/index.js).
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCluster, type Instance } from '../helpers/instances.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
 import { TestRedis } from '../helpers/redis-server.js';
+import { assertNoFailure, describeChecks, node22, ROOT, runSuite } from './runner.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ENTRY = 'test/fixtures/conformance-instance.ts';
 const SUITE_VERSION = '0.1.16';
 /** `conformance server --suite active` of 0.1.16: every server scenario but the pending ones. */
@@ -81,33 +78,9 @@ const SSE_POLLING_REQUIRED = [
 /** A run is cut after this (a scenario waiting for an answer that never comes takes the SDK's 60 s). */
 const RUN_TIMEOUT_MS = 60_000;
 
-interface Check {
-  id: string;
-  name: string;
-  description?: string;
-  status: 'SUCCESS' | 'FAILURE' | 'WARNING' | 'INFO' | 'SKIPPED';
-  errorMessage?: string;
-  details?: unknown;
-}
-
 const INSTALL_HINT =
   `add the devDependencies "node": "22.23.3" and "@modelcontextprotocol/conformance": "${SUITE_VERSION}" ` +
   'and run npm install';
-
-/** A Node >= 22 binary: CONFORMANCE_NODE, else the `node` npm package's binary. */
-function node22(): string {
-  const bin = process.env.CONFORMANCE_NODE ?? join(ROOT, 'node_modules', 'node', 'bin', 'node');
-  if (!existsSync(bin))
-    throw new Error(`Node >= 22 for the conformance suite not found at ${bin}: ${INSTALL_HINT}`);
-  const r = spawnSync(bin, ['--version'], { encoding: 'utf8' });
-  const major = Number(/^v(\d+)\./.exec(r.stdout ?? '')?.[1]);
-  if (r.status !== 0 || !(major >= 22)) {
-    throw new Error(
-      `${bin} is not Node >= 22 (got ${r.stdout || r.stderr || r.error?.message}): ${INSTALL_HINT}`,
-    );
-  }
-  return bin;
-}
 
 /** The suite's CLI: CONFORMANCE_CLI, else the installed package (which must be the pinned version). */
 function suiteCli(): string {
@@ -125,93 +98,6 @@ function suiteCli(): string {
   return join(dirname(pkgPath), pkg.bin.conformance);
 }
 
-interface SuiteRun {
-  code: number | null;
-  output: string;
-  ms: number;
-  /** The scenario that was running when the run was cut after RUN_TIMEOUT_MS; undefined if it ended. */
-  cutDuring?: string;
-  /** Checks per scenario, read from the `checks.json` files the suite wrote. */
-  results: Map<string, Check[]>;
-}
-
-/**
- * Runs `conformance server --url <url> <args…> -o <tmp>` (with `preload` as an `--import`ed module) and
- * collects the checks of every scenario it ran.
- */
-async function runSuite(
-  node: string,
-  cli: string,
-  url: string,
-  args: string[],
-  preload?: string,
-): Promise<SuiteRun> {
-  const out = mkdtempSync(join(tmpdir(), 'mcp-conformance-'));
-  const env = { ...process.env };
-  delete env.NODE_TEST_CONTEXT;
-  delete env.NODE_OPTIONS;
-  const started = Date.now();
-  try {
-    const imports = preload ? ['--import', `data:text/javascript,${encodeURIComponent(preload)}`] : [];
-    const child = spawn(node, [...imports, cli, 'server', '--url', url, ...args, '-o', out], {
-      cwd: out,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (output += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (output += s));
-    let cut = false;
-    const timer = setTimeout(() => {
-      cut = true;
-      child.kill('SIGKILL');
-    }, RUN_TIMEOUT_MS);
-    const code = await new Promise<number | null>((resolve) => {
-      child.once('close', (c) => resolve(c));
-      child.once('error', (e) => {
-        output += `\nspawn failed: ${e.message}`;
-        resolve(null);
-      });
-    });
-    clearTimeout(timer);
-    const results = new Map<string, Check[]>();
-    for (const dir of readdirSync(out)) {
-      // server-<scenario>-<ISO timestamp with ':' and '.' replaced by '-'>
-      const m = /^server-(.+)-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z$/.exec(dir);
-      const file = join(out, dir, 'checks.json');
-      if (m && existsSync(file)) results.set(m[1]!, JSON.parse(readFileSync(file, 'utf8')) as Check[]);
-    }
-    const running = [
-      ...output.matchAll(/=== Running scenario: (\S+) ===|Running client scenario '([^']+)'/g),
-    ];
-    const last = running.at(-1);
-    const cutDuring = cut ? (last?.[1] ?? last?.[2] ?? '(none started)') : undefined;
-    return { code, output, ms: Date.now() - started, results, cutDuring };
-  } finally {
-    rmSync(out, { recursive: true, force: true });
-  }
-}
-
-function describeChecks(checks: Check[]): string {
-  return checks
-    .map((c) => {
-      const err = c.errorMessage ? ` — ${c.errorMessage}` : '';
-      const shown = c.status === 'FAILURE' || c.status === 'WARNING';
-      const details = shown && c.details ? `\n      ${JSON.stringify(c.details)}` : '';
-      return `  [${c.status}] ${c.id}${err}${details}`;
-    })
-    .join('\n');
-}
-
-function assertNoFailure(scenario: string, checks: Check[] | undefined, run: SuiteRun): void {
-  const cut =
-    run.cutDuring === undefined ? '' : ` (run cut after ${RUN_TIMEOUT_MS} ms during ${run.cutDuring})`;
-  assert.ok(checks, `scenario ${scenario} produced no results${cut}. Suite output:\n${run.output}`);
-  assert.ok(checks.length > 0, `scenario ${scenario} produced no checks`);
-  const failed = checks.filter((c) => c.status === 'FAILURE');
-  assert.equal(failed.length, 0, `scenario ${scenario} failed:\n${describeChecks(checks)}`);
-}
-
 describe(`MCP conformance suite ${SUITE_VERSION} (server mode) across 3 instances`, () => {
   let redis: TestRedis;
   let instances: Instance[] = [];
@@ -223,7 +109,7 @@ describe(`MCP conformance suite ${SUITE_VERSION} (server mode) across 3 instance
 
   before(async () => {
     const t0 = Date.now();
-    node = node22();
+    node = node22(INSTALL_HINT);
     cli = suiteCli();
     redis = await TestRedis.start();
     // The proxy first: its address is the Host/Origin the instances must accept (dns-rebinding-protection).
@@ -262,7 +148,7 @@ describe(`MCP conformance suite ${SUITE_VERSION} (server mode) across 3 instance
   };
 
   it('every scenario of the active suite passes', async (t) => {
-    const run = await runSuite(node, cli, url, ['--suite', 'active']);
+    const run = await runSuite(node, cli, url, ['--suite', 'active'], RUN_TIMEOUT_MS);
     timings.push(`active suite ${run.ms} ms`);
     for (const scenario of ACTIVE) {
       await t.test(scenario, () =>
@@ -279,7 +165,7 @@ describe(`MCP conformance suite ${SUITE_VERSION} (server mode) across 3 instance
   });
 
   it(`${SSE_POLLING} passes (0.1.16 as published)`, async () => {
-    const run = await runSuite(node, cli, url, ['--scenario', SSE_POLLING]);
+    const run = await runSuite(node, cli, url, ['--scenario', SSE_POLLING], RUN_TIMEOUT_MS);
     timings.push(`${SSE_POLLING} ${run.ms} ms`);
     await withOutput(async () => {
       assertNoFailure(SSE_POLLING, run.results.get(SSE_POLLING), run);
@@ -289,7 +175,14 @@ describe(`MCP conformance suite ${SUITE_VERSION} (server mode) across 3 instance
 
   it(`${SSE_POLLING} with the 2025-11-25 header (conformance#366): primed, closed mid-call, resumed elsewhere`, async () => {
     proxy.resetCounters();
-    const run = await runSuite(node, cli, url, ['--scenario', SSE_POLLING], PROTOCOL_VERSION_FIX);
+    const run = await runSuite(
+      node,
+      cli,
+      url,
+      ['--scenario', SSE_POLLING],
+      RUN_TIMEOUT_MS,
+      PROTOCOL_VERSION_FIX,
+    );
     timings.push(`${SSE_POLLING} (fixed header) ${run.ms} ms`);
     const checks = run.results.get(SSE_POLLING);
     await withOutput(async () => {

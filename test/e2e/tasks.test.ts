@@ -8,6 +8,13 @@ import { randomUUID } from 'node:crypto';
 import { createFleet, type Fleet } from '../../src/index.js';
 import { fleetTaskStores, TASK_INSTANCE_STOPPED } from '../../src/tasks/index.js';
 import { buildDemoServer } from '../fixtures/demo-server.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { CallToolResultSchema, CreateTaskResultSchema } from '@modelcontextprotocol/sdk/types.js';
+import { Redis } from 'ioredis';
+import { RedisKeys } from '../../src/redis/keys.js';
+import { startInstance, type Instance } from '../helpers/instances.js';
+import { startProxy, type Proxy } from '../helpers/proxy.js';
 import { TestRedis } from '../helpers/redis-server.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -76,5 +83,79 @@ describe('fleetTaskStores', () => {
     } finally {
       await fleet.close();
     }
+  });
+});
+
+describe('SDK v1 task tools on 3 instances behind the round-robin proxy', () => {
+  const REQUEST = { timeout: 15_000 };
+  let redis: TestRedis;
+  let instances: Instance[] = [];
+  let proxy: Proxy;
+  let client: Client;
+  let transport: StreamableHTTPClientTransport;
+  const keyPrefix = `task-e2e-${randomUUID().slice(0, 8)}:`;
+
+  before(async () => {
+    redis = await TestRedis.start();
+    instances = await Promise.all(
+      [0, 1, 2].map((i) =>
+        startInstance({
+          entry: 'test/fixtures/task-instance.ts',
+          name: `tasks-${i}`,
+          env: { REDIS_URL: redis.url, KEY_PREFIX: keyPrefix, INSTANCE_ID: `tasks-${i}` },
+        }),
+      ),
+    );
+    proxy = await startProxy(instances.map((i) => i.url));
+    client = new Client({ name: 'task-client', version: '1.0.0' });
+    transport = new StreamableHTTPClientTransport(new URL(`${proxy.url}/mcp`));
+    await client.connect(transport);
+  });
+  after(async () => {
+    await client?.close().catch(() => undefined);
+    await proxy?.close();
+    await Promise.allSettled(instances.map((i) => i.kill()));
+    await redis?.stop();
+  });
+
+  const startTask = async () =>
+    (
+      await client.request(
+        { method: 'tools/call', params: { name: 'research', arguments: { topic: 'fleets' } } },
+        CreateTaskResultSchema,
+        { ...REQUEST, task: { ttl: 120_000 } },
+      )
+    ).task.taskId;
+
+  it('created, polled, finished and cancelled across instances; the task of a killed owner reads failed', async () => {
+    const finished = await startTask();
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await client.experimental.tasks.getTask(finished, REQUEST)).status, 'working');
+    }
+    await client.callTool({ name: 'finish', arguments: { taskId: finished } }, undefined, REQUEST);
+    const result = await client.experimental.tasks.getTaskResult(finished, CallToolResultSchema, REQUEST);
+    assert.match(JSON.stringify(result.content), /done on tasks-\d/);
+    const cancelled = await startTask();
+    await client.experimental.tasks.cancelTask(cancelled, REQUEST);
+    assert.equal((await client.experimental.tasks.getTask(cancelled, REQUEST)).status, 'cancelled');
+
+    // The session's owner runs the task's work: kill it, and the task reads failed wherever asked.
+    const orphan = await startTask();
+    const raw = new Redis(redis.url);
+    const owner = await raw.hget(new RedisKeys(keyPrefix).session(transport.sessionId!), 'owner');
+    await raw.quit();
+    const victim = instances.find((i) => i.name === owner);
+    assert.ok(victim, `the owner ${owner} is one of the instances`);
+    await victim.kill('SIGKILL');
+    proxy.setTargets(instances.filter((i) => i !== victim).map((i) => i.url));
+    let last = '';
+    await waitFor('the orphaned task reads failed', async () => {
+      const t = await client.experimental.tasks.getTask(orphan, REQUEST);
+      last = `${t.status}: ${t.statusMessage ?? ''}`;
+      assert.ok(['working', 'failed'].includes(t.status), last);
+      return t.status === 'failed';
+    });
+    assert.equal(last, `failed: ${TASK_INSTANCE_STOPPED}`);
+    assert.equal((await client.experimental.tasks.getTask(finished, REQUEST)).status, 'completed');
   });
 });
