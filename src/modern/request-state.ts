@@ -11,9 +11,9 @@ import type { SpentTokens } from '../store/spent-tokens.js';
 /** Options of `requestState` in `createFleet`. */
 export interface RequestStateOptions {
   /**
-   * HMAC keys, each at least 32 bytes, newest first: states are minted with the first and verified
-   * with any. To rotate: put the new key first on every instance, and drop the old one `ttlSeconds`
-   * later (no state minted with it is valid any more).
+   * HMAC keys, each at least 32 bytes: states are minted with the first and verified with any. To
+   * rotate, roll out `[old, new]` (every instance accepts the new key), then `[new, old]` (instances
+   * mint with it), then — `ttlSeconds` later, when no state minted with the old key is valid — `[new]`.
    */
   keys: ReadonlyArray<string | Uint8Array>;
   /** How long a minted state stays valid. @default 600 */
