@@ -119,6 +119,9 @@ describe('ownership edges', () => {
           jsonResponse,
           // The forwarder resends after 300 ms without an acknowledgement; hydration takes 900 ms.
           ownerAckTimeoutMs: 300,
+          // b stays alive for a's verdicts through event-loop stalls of a loaded machine (with the 2 s
+          // default a late heartbeat once made a judge b gone and serve the call itself).
+          instanceTtlMs: 10_000,
           server: async (ctx) => {
             if (ctx.origin !== 'initialize') await new Promise((r) => setTimeout(r, 900));
             const s = new McpServer({ name: 'edges', version: '1.0.0' });
