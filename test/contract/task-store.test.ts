@@ -102,7 +102,9 @@ describe('RedisTaskStore and RedisTaskMessageQueue', () => {
     }
     const pttl = (key: string) => rp.c1.pttl(key);
     assert.ok((await pttl(k.task(inSession.taskId))) <= 60_000);
-    assert.ok((await pttl(k.queue(inSession.taskId))) <= (await pttl(k.task(inSession.taskId))));
+    // The task's TTL read first: the queue expires with the task, so a later read can only be lower.
+    const taskLeft = await pttl(k.task(inSession.taskId));
+    assert.ok((await pttl(k.queue(inSession.taskId))) <= taskLeft);
     const nullTtl = await pttl(k.task(plain.taskId));
     assert.ok(nullTtl > MAX_TTL - 60_000 && nullTtl <= MAX_TTL, `ttl: null lives maxTtlMs (PTTL ${nullTtl})`);
     // An index lives as long as its longest-lived task can: twice its TTL (the terminal status restarts it).
@@ -154,8 +156,10 @@ describe('RedisTaskStore and RedisTaskMessageQueue', () => {
     const { a, qa, qb } = redisHarness(rp.c1, rp.c2, rp.keys.prefix);
     const task = await a.createTask({ ttl: 5000 }, 1, request);
     await qa.enqueue(task.taskId, message(0));
+    // The task's TTL read first: the queue expires with the task, so a later read can only be lower.
+    const taskTtl = await rp.c1.pttl(a.keys.task(task.taskId));
     const queueTtl = await rp.c1.pttl(a.keys.queue(task.taskId));
-    assert.ok(queueTtl > 0 && queueTtl <= (await rp.c1.pttl(a.keys.task(task.taskId))), `PTTL ${queueTtl}`);
+    assert.ok(queueTtl > 0 && queueTtl <= taskTtl, `queue PTTL ${queueTtl}, task PTTL ${taskTtl}`);
 
     const unknown = '0'.repeat(32);
     await qb.enqueue(unknown, message(1));
