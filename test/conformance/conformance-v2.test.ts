@@ -29,6 +29,8 @@ import {
   node22,
   ROOT,
   runSuite,
+  SERVER_SCENARIOS_2025,
+  SSE_POLLING_REQUIRED,
   type Check,
   type SuiteRun,
 } from './runner.js';
@@ -115,50 +117,13 @@ const LEVELS: Level[] = [
   },
   {
     revision: '2025-11-25',
-    scored: [
-      'server-initialize',
-      'logging-set-level',
-      'ping',
-      'completion-complete',
-      'tools-list',
-      'tools-call-simple-text',
-      'tools-call-image',
-      'tools-call-audio',
-      'tools-call-embedded-resource',
-      'tools-call-mixed-content',
-      'tools-call-with-logging',
-      'tools-call-error',
-      'tools-call-with-progress',
-      'tools-call-sampling',
-      'tools-call-elicitation',
-      'elicitation-sep1034-defaults',
-      'server-sse-multiple-streams',
-      'elicitation-sep1330-enums',
-      'resources-list',
-      'resources-read-text',
-      'resources-read-binary',
-      'resources-templates-read',
-      'resources-subscribe',
-      'resources-unsubscribe',
-      'prompts-list',
-      'prompts-get-simple',
-      'prompts-get-with-args',
-      'prompts-get-embedded-resource',
-      'prompts-get-with-image',
-      'dns-rebinding-protection',
-    ],
+    scored: SERVER_SCENARIOS_2025,
     // Added after the anchor release (server-session-lifecycle) or pending upstream (the other two).
     unscoredRequired: ['server-session-lifecycle', 'json-schema-2020-12', 'server-sse-polling'],
     reported: [],
   },
 ];
 
-/** Checks of server-sse-polling that must succeed: priming event, retry field, resumption after the close. */
-const SSE_POLLING_REQUIRED = [
-  'server-sse-priming-event',
-  'server-sse-retry-field',
-  'server-sse-disconnect-resume',
-];
 /** A run is cut after this (a scenario waiting for an answer that never comes would take the SDK's 60 s). */
 const RUN_TIMEOUT_MS = 45_000;
 

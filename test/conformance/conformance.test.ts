@@ -14,43 +14,20 @@ import assert from 'node:assert/strict';
 import { startCluster, type Instance } from '../helpers/instances.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
 import { TestRedis } from '../helpers/redis-server.js';
-import { assertNoFailure, describeChecks, node22, ROOT, runSuite } from './runner.js';
+import {
+  assertNoFailure,
+  describeChecks,
+  node22,
+  ROOT,
+  runSuite,
+  SERVER_SCENARIOS_2025,
+  SSE_POLLING_REQUIRED,
+} from './runner.js';
 
 const ENTRY = 'test/fixtures/conformance-instance.ts';
 const SUITE_VERSION = '0.1.16';
 /** `conformance server --suite active` of 0.1.16: every server scenario but the pending ones. */
-const ACTIVE = [
-  'server-initialize',
-  'logging-set-level',
-  'ping',
-  'completion-complete',
-  'tools-list',
-  'tools-call-simple-text',
-  'tools-call-image',
-  'tools-call-mixed-content',
-  'tools-call-with-logging',
-  'tools-call-error',
-  'tools-call-with-progress',
-  'tools-call-sampling',
-  'tools-call-elicitation',
-  'tools-call-audio',
-  'tools-call-embedded-resource',
-  'elicitation-sep1034-defaults',
-  'server-sse-multiple-streams',
-  'elicitation-sep1330-enums',
-  'resources-list',
-  'resources-read-text',
-  'resources-read-binary',
-  'resources-templates-read',
-  'resources-subscribe',
-  'resources-unsubscribe',
-  'prompts-list',
-  'prompts-get-simple',
-  'prompts-get-with-args',
-  'prompts-get-embedded-resource',
-  'prompts-get-with-image',
-  'dns-rebinding-protection',
-];
+const ACTIVE = SERVER_SCENARIOS_2025;
 /** Pending upstream, required here. */
 const SSE_POLLING = 'server-sse-polling';
 /**
@@ -69,12 +46,6 @@ globalThis.fetch = (input, init) => {
   }
   return f(input, init);
 };`;
-/** Checks of server-sse-polling that must succeed (with the fix): the suite itself fails only on FAILURE. */
-const SSE_POLLING_REQUIRED = [
-  'server-sse-priming-event',
-  'server-sse-retry-field',
-  'server-sse-disconnect-resume',
-];
 /** A run is cut after this (a scenario waiting for an answer that never comes takes the SDK's 60 s). */
 const RUN_TIMEOUT_MS = 60_000;
 

@@ -9,6 +9,50 @@ import assert from 'node:assert/strict';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
+/**
+ * The server scenarios of the 2025-11-25 revision every run requires: the `--suite active` list of
+ * 0.1.16, which 0.2 scores at `--requirements 2025-11-25` as well.
+ */
+export const SERVER_SCENARIOS_2025 = [
+  'server-initialize',
+  'logging-set-level',
+  'ping',
+  'completion-complete',
+  'tools-list',
+  'tools-call-simple-text',
+  'tools-call-image',
+  'tools-call-mixed-content',
+  'tools-call-with-logging',
+  'tools-call-error',
+  'tools-call-with-progress',
+  'tools-call-sampling',
+  'tools-call-elicitation',
+  'tools-call-audio',
+  'tools-call-embedded-resource',
+  'elicitation-sep1034-defaults',
+  'server-sse-multiple-streams',
+  'elicitation-sep1330-enums',
+  'resources-list',
+  'resources-read-text',
+  'resources-read-binary',
+  'resources-templates-read',
+  'resources-subscribe',
+  'resources-unsubscribe',
+  'prompts-list',
+  'prompts-get-simple',
+  'prompts-get-with-args',
+  'prompts-get-embedded-resource',
+  'prompts-get-with-image',
+  'dns-rebinding-protection',
+];
+
+/** Checks of server-sse-polling that must succeed (the suite itself fails a run only on FAILURE). */
+export const SSE_POLLING_REQUIRED = [
+  'server-sse-priming-event',
+  'server-sse-retry-field',
+  'server-sse-disconnect-resume',
+];
+
 /** One check of a scenario, as the suite writes it to `checks.json`. */
 export interface Check {
   id: string;

@@ -1,6 +1,20 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
+import type { RedisClient } from '../../../src/redis/client.js';
+import type { RedisKeys } from '../../../src/redis/keys.js';
 import type { SpentTokens } from '../../../src/store/spent-tokens.js';
+import { waitFor } from '../../helpers/wait.js';
+
+/** `expire` for the Redis stores: Redis expires the key by its own clock; wait until it has. */
+export function redisExpiry(client: RedisClient, keys: RedisKeys): (ms: number) => Promise<void> {
+  return async (ms) => {
+    await waitFor(
+      'the spent token expired',
+      async () => (await client.exists(keys.spentRequestState('short'))) === 0,
+      ms + 5000,
+    );
+  };
+}
 
 /**
  * The SpentTokens contract: `a` and `b` are two instances' views of one store; `ttlOf` reads how
