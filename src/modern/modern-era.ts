@@ -11,7 +11,8 @@ import { FleetError, asError } from '../errors.js';
 import { CopyLifecycle } from '../session/copy-lifecycle.js';
 import type { JsonValue, Principal, ServerFactory, SessionContext, SessionData } from '../types.js';
 import type { FleetEventBus } from './event-bus.js';
-import { LEGACY_PROTOCOL_VERSIONS, PROTOCOL_VERSION_META_KEY } from './envelope.js';
+import { SUPPORTED_PROTOCOL_VERSIONS } from '../transport/schemas.js';
+import { PROTOCOL_VERSION_META_KEY } from './envelope.js';
 
 export interface ModernEraDeps {
   factory: ServerFactory;
@@ -66,8 +67,8 @@ export class ModernEra {
       throw new FleetError('ERA_UNSUPPORTED', `Unsupported protocol version: ${requested ?? '(none)'}`, {
         data:
           requested === undefined
-            ? { supported: LEGACY_PROTOCOL_VERSIONS }
-            : { supported: LEGACY_PROTOCOL_VERSIONS, requested },
+            ? { supported: SUPPORTED_PROTOCOL_VERSIONS }
+            : { supported: SUPPORTED_PROTOCOL_VERSIONS, requested },
       });
     }
     const lifecycle = new CopyLifecycle(this.deps.onError);
@@ -223,12 +224,7 @@ export async function pipeResponse(response: Response, res: ServerResponse): Pro
       const { done, value } = await reader.read();
       if (done) break;
       if (res.destroyed) return;
-      if (!res.write(value)) {
-        await new Promise<void>((r) => {
-          res.once('drain', r);
-          res.once('close', r);
-        });
-      }
+      if (!res.write(value)) await writable(res);
     }
     res.end();
   } catch {
@@ -236,4 +232,17 @@ export async function pipeResponse(response: Response, res: ServerResponse): Pro
   } finally {
     res.off('close', cancel);
   }
+}
+
+/** Resolves once `res` drained or closed (a long `subscriptions/listen` stream keeps no listener). */
+function writable(res: ServerResponse): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }

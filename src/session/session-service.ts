@@ -205,21 +205,12 @@ export class SessionService {
    * are forwarded to the sessions' new owners), or at `deadline`.
    */
   async settle(deadline: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<void>((r) => {
-      timer = setTimeout(r, Math.max(0, deadline - Date.now()));
-      timer.unref();
-    });
-    try {
-      await Promise.race([
-        (async () => {
-          while (this.inFlight > 0) await this.whenIdle();
-        })(),
-        late,
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
+    await beforeDeadline(
+      (async () => {
+        while (this.inFlight > 0) await this.whenIdle();
+      })(),
+      deadline,
+    );
   }
 
   private whenIdle(): Promise<void> {
@@ -891,16 +882,10 @@ export class SessionService {
       return copy ? this.endLegacy(copy, 'shutdown', 'instance shutting down') : Promise.resolve();
     });
     const handoffs = this.deps.copies.all().map((copy) => this.deps.copies.handoff(copy));
-    const settled = (async () => {
-      await Promise.allSettled([...handoffs, ...legacy, streams]);
-      // Requests that came in meanwhile (a load balancer still sends some) are forwarded to their
-      // new owners: wait for them, and for those they let in, until none is left.
-      while (this.inFlight > 0) await this.whenIdle();
-    })();
-    await Promise.race([
-      settled,
-      new Promise<void>((r) => setTimeout(r, Math.max(0, deadline - Date.now())).unref()),
-    ]);
+    await beforeDeadline(Promise.allSettled([...handoffs, ...legacy, streams]), deadline);
+    // Requests that came in meanwhile (a load balancer still sends some) are forwarded to their new
+    // owners: wait for them, and for those they let in, until none is left.
+    await this.settle(deadline);
     await this.deps.copies.closeAll();
     this.deps.forwarder.close();
     await Promise.allSettled([streams]);
@@ -1280,4 +1265,23 @@ function withTimeout(p: Promise<void>, ms: number): Promise<void> {
       resolve();
     });
   });
+}
+
+/** Resolves when `work` settles or at `deadline` (epoch ms), whichever comes first. */
+async function beforeDeadline(work: Promise<unknown>, deadline: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      work.then(
+        () => undefined,
+        () => undefined,
+      ),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, Math.max(0, deadline - Date.now()));
+        timer.unref();
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
