@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
+import { randomHex } from './random.js';
 import { FleetError } from './errors.js';
 
 /** A new session id: 128 random bits from the CSPRNG, hex (32 visible ASCII characters). */
 export function newSessionId(): string {
-  return randomBytes(16).toString('hex');
+  return randomHex(16);
 }
 
 // Ids this library issues are 32 hex chars; ids of other servers (e.g. an earlier deployment's UUIDs)

@@ -32,9 +32,12 @@ export async function startChild(
   redis?: { url: string; keyPrefix: string },
   extraEnv: Record<string, string> = {},
 ): Promise<ServerChild> {
-  const execArgv = process.execArgv.includes('--expose-gc')
-    ? process.execArgv
-    : [...process.execArgv, '--expose-gc'];
+  // BENCH_PROFILE=<dir>: every server process writes a CPU profile there when it stops (see
+  // bench/README.md, "Profiling").
+  const profile = process.env.BENCH_PROFILE
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`]
+    : [];
+  const execArgv = [...process.execArgv.filter((a) => a !== '--expose-gc'), '--expose-gc', ...profile];
   const env = { ...process.env, ...extraEnv };
   if (redis) {
     env.BENCH_REDIS_URL = redis.url;

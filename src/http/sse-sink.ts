@@ -24,6 +24,11 @@ export interface SseOptions {
 export class SseSink implements ClientConnection {
   private timer: NodeJS.Timeout | undefined;
   private done = false;
+  /**
+   * Text written in this turn of the event loop, sent as one chunk at the end of it (or with the
+   * response's end): an answer and the stream's end cost one socket write, not one each.
+   */
+  private pending = '';
 
   constructor(
     private readonly res: ServerResponse,
@@ -52,13 +57,15 @@ export class SseSink implements ClientConnection {
       'x-accel-buffering': 'no',
       ...opts.headers,
     });
-    res.flushHeaders();
     if (primingEventId !== undefined) {
+      // The head goes out with the priming event, in one write.
       const retry = opts.retryMs !== undefined ? `retry: ${opts.retryMs}\n` : '';
-      res.write(`id: ${primingEventId}\n${retry}data: \n\n`);
+      this.send(`id: ${primingEventId}\n${retry}data: \n\n`);
+    } else {
+      res.flushHeaders();
     }
     this.timer = setInterval(() => {
-      if (!this.closed) res.write(': keep-alive\n\n');
+      if (!this.closed) this.send(': keep-alive\n\n');
     }, opts.keepAliveMs);
     this.timer.unref();
   }
@@ -96,17 +103,32 @@ export class SseSink implements ClientConnection {
   private send(text: string): void {
     if (this.res.writableLength > (this.opts.maxBufferBytes ?? 8 * 1024 * 1024)) {
       this.finish();
+      this.pending = '';
       this.res.destroy(); // a resumable client reconnects with Last-Event-ID and reads the log instead
       return;
     }
-    this.res.write(text);
+    if (this.pending === '') process.nextTick(this.flush);
+    this.pending += text;
+  }
+
+  private readonly flush = (): void => {
+    const text = this.pending;
+    this.pending = '';
+    if (text !== '' && !this.res.destroyed && !this.res.writableEnded) this.res.write(text);
+  };
+
+  /** Ends the response with whatever is still pending, in the same write. */
+  private close(): void {
+    const text = this.pending;
+    this.pending = '';
+    this.finish();
+    this.res.end(text === '' ? undefined : text);
   }
 
   end(): void {
     if (this.closed) return;
     if (!this.res.headersSent) this.open();
-    this.finish();
-    this.res.end();
+    this.close();
   }
 
   /**
@@ -117,9 +139,8 @@ export class SseSink implements ClientConnection {
     if (this.closed) return;
     // Never an implicit head: a client must see an SSE response, not a bare 200.
     if (!this.res.headersSent) this.open();
-    if (retryMs !== undefined) this.res.write(`retry: ${retryMs}\n\n`);
-    this.finish();
-    this.res.end();
+    if (retryMs !== undefined) this.send(`retry: ${retryMs}\n\n`);
+    this.close();
   }
 
   private finish(): void {

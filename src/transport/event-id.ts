@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../random.js';
 import type { RequestId } from '@modelcontextprotocol/sdk/types.js';
 import { FleetError } from '../errors.js';
 
@@ -48,12 +48,21 @@ const MAX_STREAM_ID = 160;
  * base64 (left out when it would not fit: a big batch is resumed without that help).
  */
 export function newStreamId(instanceId: string, requestIds: readonly RequestId[] = []): string {
-  const producer = Buffer.from(instanceId).toString('base64url');
-  if (producer.length > 255) throw new RangeError('instance id too long for a stream id');
-  const head = randomBytes(8).toString('hex') + producer.length.toString(16).padStart(2, '0') + producer;
+  const head = randomHex(8) + producerPart(instanceId);
   if (requestIds.length === 0) return head;
   const ids = Buffer.from(JSON.stringify(requestIds)).toString('base64url');
   return head.length + ids.length <= MAX_STREAM_ID ? head + ids : head;
+}
+
+let lastProducer: { instanceId: string; part: string } | undefined;
+
+/** The producer's part of a stream id (its length in hex, then the id in base64url); one per process. */
+function producerPart(instanceId: string): string {
+  if (lastProducer?.instanceId === instanceId) return lastProducer.part;
+  const producer = Buffer.from(instanceId).toString('base64url');
+  if (producer.length > 255) throw new RangeError('instance id too long for a stream id');
+  lastProducer = { instanceId, part: producer.length.toString(16).padStart(2, '0') + producer };
+  return lastProducer.part;
 }
 
 /** The instance producing a POST stream, or undefined for the standalone stream or a foreign id. */

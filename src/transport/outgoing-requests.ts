@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBase64url } from '../random.js';
 import type { RequestId } from '@modelcontextprotocol/sdk/types.js';
 
 /** Where a rewritten server→client request id came from. */
@@ -31,7 +31,7 @@ export class OutgoingRequests<T> {
   /** A fresh wire id for `originalId` of `owner`. */
   rewrite(owner: T, originalId: RequestId): string {
     this.sweep();
-    const id = `${PREFIX}${randomBytes(12).toString('base64url')}@${this.instanceId}`;
+    const id = `${PREFIX}${randomBase64url(12)}@${this.instanceId}`;
     this.entries.set(id, { owner, originalId, expiresAt: Date.now() + this.ttlMs });
     let m = this.byOriginal.get(owner);
     if (!m) this.byOriginal.set(owner, (m = new Map()));

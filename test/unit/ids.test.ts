@@ -11,6 +11,19 @@ import {
   STANDALONE_STREAM_ID,
 } from '../../src/transport/event-id.js';
 import { issuerOf, OutgoingRequests } from '../../src/transport/outgoing-requests.js';
+import { randomBase64url, randomHex } from '../../src/random.js';
+
+describe('pooled random ids', () => {
+  it('hand out every byte once, across refills of the 4 KiB pool', () => {
+    // 3,000 × 16 bytes spans 11 refills; a byte handed out twice would repeat an id.
+    const ids = Array.from({ length: 3000 }, () => randomHex(16));
+    assert.equal(new Set(ids).size, ids.length);
+    for (const id of ids) assert.match(id, /^[0-9a-f]{32}$/);
+    assert.match(randomBase64url(12), /^[A-Za-z0-9_-]{16}$/);
+    assert.equal(randomHex(4096).length, 8192);
+    assert.throws(() => randomHex(4097), RangeError);
+  });
+});
 
 describe('session ids', () => {
   it('are 128 random bits, unique, and well-formed', () => {

@@ -16,18 +16,16 @@
 
 -- @include session-lifetime
 
-if ARGV[6] ~= '' then
-  local principal = redis.call('HGET', KEYS[1], 'principal')
-  if principal and principal ~= ARGV[6] then
-    return {-3}
-  end
+-- One read for the principal, the lifetime and the ownership (every redis.call costs a few µs).
+local f = redis.call('HMGET', KEYS[1], 'principal', 'createdAt', 'owner', 'epoch', 'transport')
+if ARGV[6] ~= '' and f[1] and f[1] ~= ARGV[6] then
+  return {-3}
 end
-local ttl = refreshSession(KEYS[1], KEYS[2], KEYS[3], ARGV[4], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
+local ttl = refreshSessionFrom(f[2], KEYS[1], KEYS[2], KEYS[3], ARGV[4], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
 if ttl < 0 then
   return {ttl}
 end
-local own = redis.call('HMGET', KEYS[1], 'owner', 'epoch', 'transport')
 if ARGV[5] ~= '1' then
-  return {ttl, own[1] or '', own[2] or '0', own[3] or ''}
+  return {ttl, f[3] or '', f[4] or '0', f[5] or ''}
 end
-return {ttl, own[1] or '', own[2] or '0', own[3] or '', redis.call('HGETALL', KEYS[1])}
+return {ttl, f[3] or '', f[4] or '0', f[5] or '', redis.call('HGETALL', KEYS[1])}

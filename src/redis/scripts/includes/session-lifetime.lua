@@ -5,8 +5,8 @@
 -- Refreshes the TTL of a session hash and of its data hash, and its score in the index (all in one
 -- shard's slot). Deletes the session when it is past its maximum lifetime. Returns the new TTL in
 -- ms, or -1 when the session is gone (its index entry removed too).
-local function refreshSession(sessionKey, dataKey, indexKey, id, now, idleMs, maxLifetimeMs)
-  local createdAt = redis.call('HGET', sessionKey, 'createdAt')
+-- `createdAt` is the hash's field, read by the caller (false when the hash is gone).
+local function refreshSessionFrom(createdAt, sessionKey, dataKey, indexKey, id, now, idleMs, maxLifetimeMs)
   if not createdAt then
     redis.call('ZREM', indexKey, id)
     return -1
@@ -24,4 +24,9 @@ local function refreshSession(sessionKey, dataKey, indexKey, id, now, idleMs, ma
   -- Every member expires within idleMs of its last refresh: the index outlives them all.
   redis.call('PEXPIRE', indexKey, idleMs + maxLifetimeMs)
   return ttl
+end
+
+local function refreshSession(sessionKey, dataKey, indexKey, id, now, idleMs, maxLifetimeMs)
+  local createdAt = redis.call('HGET', sessionKey, 'createdAt')
+  return refreshSessionFrom(createdAt, sessionKey, dataKey, indexKey, id, now, idleMs, maxLifetimeMs)
 end
