@@ -15,17 +15,33 @@ import { fileURLToPath } from 'node:url';
 import { connectClient, initBody, rawPost, textOf } from '../helpers/mcp-client.js';
 import { startCluster, type Instance } from '../helpers/instances.js';
 import { TestRedis } from '../helpers/redis-server.js';
-import { exchange, expand, generate, judge, prng, type Placeholders } from './fuzz.js';
+import {
+  exchange,
+  expand,
+  generate,
+  judge,
+  prng,
+  slowDelivery,
+  type Delivery,
+  type Placeholders,
+} from './fuzz.js';
 
 const CORPUS = fileURLToPath(new URL('./corpus/', import.meta.url));
 const SEED = Number(process.env.FUZZ_SEED ?? 20261201);
 const COUNT = Number(process.env.FUZZ_COUNT ?? 1500);
 const ANSWER_MS = 5000;
 const PARALLEL = 4;
+// Node's limits on slow senders in the fuzzed instances (shortened from 60 s / 300 s so that the
+// stalled senders below are answered within the test), and how long such an answer may take.
+const HEADERS_TIMEOUT_MS = 1500;
+const REQUEST_TIMEOUT_MS = 3000;
+const STALL_ANSWER_MS = 15_000;
 
 interface Failure {
   note: string;
   request: string;
+  /** Sent by a slow sender (part by part), as saved. */
+  delivery?: Delivery;
 }
 
 async function initialized(url: string): Promise<string> {
@@ -65,7 +81,12 @@ describe('fuzz: every input gets an answer', () => {
     redis = await TestRedis.start();
     instances = await startCluster(2, {
       entry: 'test/fixtures/demo-instance.ts',
-      env: { REDIS_URL: redis.url, KEY_PREFIX: TestRedis.prefix() },
+      env: {
+        REDIS_URL: redis.url,
+        KEY_PREFIX: TestRedis.prefix(),
+        TEST_HEADERS_TIMEOUT_MS: String(HEADERS_TIMEOUT_MS),
+        TEST_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
+      },
       name: 'fuzz',
     });
     const sids = [
@@ -86,7 +107,7 @@ describe('fuzz: every input gets an answer', () => {
     await redis?.stop();
   });
 
-  async function run(cases: Array<{ note: string; request: string }>): Promise<Failure[]> {
+  async function run(cases: Failure[]): Promise<Failure[]> {
     const failures: Failure[] = [];
     let next = 0;
     await Promise.all(
@@ -96,17 +117,14 @@ describe('fuzz: every input gets an answer', () => {
           const c = cases[k]!;
           const target = k % instances.length;
           const method = c.request.slice(0, c.request.indexOf(' '));
-          const x = await exchange(
-            instances[target]!.port,
-            expand(c.request, places[target]!),
-            ANSWER_MS,
-            method,
-          );
+          const bytes = expand(c.request, places[target]!);
+          const x = await exchange(instances[target]!.port, bytes, ANSWER_MS, method, c.delivery);
           const why = judge(x, method);
           if (why)
             failures.push({
-              note: `${c.note}: ${why} — got ${JSON.stringify(x.head.slice(0, 120))}`,
+              note: `${c.note}${c.delivery ? ' (slow sender)' : ''}: ${why} — got ${JSON.stringify(x.head.slice(0, 120))}`,
               request: c.request,
+              ...(c.delivery ? { delivery: c.delivery } : {}),
             });
         }
       }),
@@ -136,9 +154,16 @@ describe('fuzz: every input gets an answer', () => {
     );
   });
 
-  it(`${COUNT} generated requests (seed ${SEED})`, async () => {
+  it(`${COUNT} generated requests (seed ${SEED}), one in four from a slow sender`, async () => {
     const r = prng(SEED);
-    const cases = Array.from({ length: COUNT }, (_, k) => ({ note: `#${k}`, request: generate(r) }));
+    // A stream of its own, so the requests stay those of the seed with or without slow senders.
+    const slow = prng(SEED ^ 0x51e4);
+    const cases: Failure[] = Array.from({ length: COUNT }, (_, k) => {
+      const request = generate(r);
+      if (slow() >= 0.25) return { note: `#${k}`, request };
+      // Cut by the template's length: cuts past the expanded end are dropped, placeholders grow it.
+      return { note: `#${k}`, request, delivery: slowDelivery(slow, request.length) };
+    });
     const started = Date.now();
     const failures = await run(cases);
     console.log(
@@ -149,6 +174,87 @@ describe('fuzz: every input gets an answer', () => {
       failures.map((f) => f.note),
       [],
     );
+  });
+
+  it('senders that stall get a 408 with a JSON-RPC error body, never a reset or silence', async () => {
+    const post = (headers: string[], body: string) =>
+      [
+        'POST /mcp HTTP/1.1',
+        'Host: {{host}}',
+        'Content-Type: application/json',
+        'Accept: application/json, text/event-stream',
+        ...headers,
+        `Content-Length: ${body.length}`,
+        '',
+        body,
+      ].join('\r\n');
+    const init =
+      '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"slow","version":"1"}}}';
+    const call =
+      '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"text":"slow"}}}';
+    const onSession = post(['Mcp-Session-Id: {{sid:0}}', 'MCP-Protocol-Version: 2025-11-25'], call);
+    const at = (request: string, marker: string) => request.indexOf(marker);
+    const cases: Failure[] = [
+      // The head never ends (headersTimeout).
+      { note: 'head stalls', request: post([], init), delivery: { cuts: [], pausesMs: [], stallAt: 40 } },
+      // The head trickles in, a byte every 100 ms, past headersTimeout.
+      {
+        note: 'head trickles',
+        request: post([], init),
+        delivery: {
+          cuts: Array.from({ length: 60 }, (_, i) => i + 1),
+          pausesMs: Array.from({ length: 60 }, () => 100),
+        },
+      },
+      // The head is complete, the body stops half-way (requestTimeout): the handler is reading it.
+      {
+        note: 'body stalls',
+        request: post([], init),
+        delivery: { cuts: [], pausesMs: [], stallAt: at(post([], init), '"initialize"') },
+      },
+      // The same on a session's request.
+      {
+        note: 'body of a session request stalls',
+        request: onSession,
+        delivery: { cuts: [], pausesMs: [], stallAt: at(onSession, '"tools/call"') },
+      },
+      // A chunked body: one chunk, then nothing.
+      {
+        note: 'chunked body stalls',
+        request: [
+          'POST /mcp HTTP/1.1',
+          'Host: {{host}}',
+          'Content-Type: application/json',
+          'Accept: application/json, text/event-stream',
+          'Transfer-Encoding: chunked',
+          '',
+          `${(20).toString(16)}\r\n${init.slice(0, 20)}\r\n`,
+        ].join('\r\n'),
+        delivery: { cuts: [], pausesMs: [] },
+      },
+    ];
+    const started = Date.now();
+    // All at once, on both instances: each is cut off by a timeout, not answered early.
+    const results = await Promise.all(
+      cases.flatMap((c) =>
+        instances.map(async (instance, i) => {
+          const x = await exchange(
+            instance.port,
+            expand(c.request, places[i]!),
+            STALL_ANSWER_MS,
+            'POST',
+            c.delivery,
+          );
+          return { note: `${c.note} on ${instance.name}`, x };
+        }),
+      ),
+    );
+    for (const { note, x } of results) {
+      assert.equal(x.status, 408, `${note}: ${x.outcome} ${x.head}`);
+      assert.equal(judge(x, 'POST'), undefined, note);
+      assert.match(x.body, /"code":-32600/, note);
+    }
+    console.log(`# stalled senders: ${results.length} answered 408 in ${Date.now() - started} ms`);
   });
 
   it('leaves both processes up and the untouched session working', async () => {

@@ -3,7 +3,7 @@
 // another run whose sessions have other ids: {{sid:N}} is fuzz session N (N = 0…), {{legacy}} the
 // legacy session, {{host}} the instance's host:port, {{repeat:<char>:<count>}} a long run of one
 // character (a 4 MiB body stays a short file).
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 
 /** mulberry32: small, fast, good enough to drive mutations; the same seed gives the same requests. */
 export function prng(seed: number): () => number {
@@ -371,7 +371,57 @@ export interface Exchange {
  * Sends `bytes` on a new connection and reads the answer: a status line and head; then the body to
  * its end, or just the head for an event stream (left open by design).
  */
-export function exchange(port: number, bytes: Buffer, timeoutMs: number, method = 'GET'): Promise<Exchange> {
+/**
+ * How a slow sender delivers a request: the bytes up to each cut, then a pause (ms) before the next
+ * part. `stallAt`: the sender stops there and never sends the rest (the server's timeout must answer).
+ */
+export interface Delivery {
+  cuts: number[];
+  pausesMs: number[];
+  stallAt?: number;
+}
+
+/**
+ * A slow sender for a request of `length` bytes: 1-6 random cuts (one in four deliveries also splits
+ * the request line byte by byte, across the parser's first states), each followed by a pause of up
+ * to 30 ms — far below the server's timeouts, so the answer must be the one the whole request gets.
+ */
+export function slowDelivery(r: Rng, length: number): Delivery {
+  const cuts = new Set<number>();
+  if (chance(r, 0.25)) for (let i = 1; i < Math.min(12, length); i++) cuts.add(i);
+  const n = 1 + Math.floor(r() * 6);
+  for (let i = 0; i < n; i++) cuts.add(1 + Math.floor(r() * Math.max(1, length - 1)));
+  const sorted = [...cuts].filter((c) => c < length).sort((a, b) => a - b);
+  return { cuts: sorted, pausesMs: sorted.map(() => Math.floor(r() * 30)) };
+}
+
+/** Writes `bytes` as `delivery` says, part by part, until the socket is done with. */
+function deliver(socket: Socket, bytes: Buffer, delivery: Delivery | undefined): void {
+  if (!delivery) {
+    // Large bodies: the server may answer (413) before reading them all, then close.
+    socket.write(bytes, () => {});
+    return;
+  }
+  const end = delivery.stallAt ?? bytes.length;
+  const bounds = [...delivery.cuts.filter((c) => c < end), end];
+  let from = 0;
+  const step = (i: number) => {
+    if (socket.destroyed || !socket.writable || i >= bounds.length) return;
+    socket.write(bytes.subarray(from, bounds[i]), () => {});
+    from = bounds[i]!;
+    const pause = delivery.pausesMs[i] ?? 0;
+    if (i + 1 < bounds.length) setTimeout(() => step(i + 1), pause);
+  };
+  step(0);
+}
+
+export function exchange(
+  port: number,
+  bytes: Buffer,
+  timeoutMs: number,
+  method = 'GET',
+  delivery?: Delivery,
+): Promise<Exchange> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
     let data = Buffer.alloc(0);
@@ -409,8 +459,7 @@ export function exchange(port: number, bytes: Buffer, timeoutMs: number, method 
     });
     socket.on('error', () => done('reset'));
     socket.on('close', () => done('closed'));
-    // Large bodies: the server may answer (413) before reading them all, then close.
-    socket.write(bytes, () => {});
+    deliver(socket, bytes, delivery);
   });
 }
 
