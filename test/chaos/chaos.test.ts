@@ -1,7 +1,8 @@
 // The chaos suite: 3 instances of the demo server behind the round-robin proxy, SDK clients calling
 // tools back to back, and one kind of fault per scenario, repeated: rolling SIGKILL (a replacement
 // starts for each killed pod, as a Deployment does), a rolling deploy (SIGTERM, one pod after the
-// other), owner freezes (SIGSTOP/SIGCONT), Redis restarts with and without persistence. Resumed
+// other), owner freezes (SIGSTOP/SIGCONT), Redis restarts with and without persistence, Redis
+// failovers (Sentinel: the primary SIGKILLed, a replica promoted, the old one back as a replica). Resumed
 // streams under kills are part of the SIGKILL rounds (every call streams over resumable SSE).
 //
 // It prints one table — calls, failures by cause, hangs, recovery time after a fault, sessions lost,
@@ -25,6 +26,7 @@ import { textOf } from '../helpers/mcp-client.js';
 import { brokeBeforeAnyEventId, tracedFetch, type TraceEntry } from '../helpers/traced-fetch.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
 import { scanKeys, TestRedis } from '../helpers/redis-server.js';
+import { TestRedisSentinel } from '../helpers/redis-topologies.js';
 import { waitFor } from '../helpers/wait.js';
 
 const until = (what: string, check: () => boolean | Promise<boolean>, ms = 30_000) =>
@@ -138,7 +140,9 @@ function recoveryAfter(loads: Load[], at: number): number {
 }
 
 interface Fleet {
-  redis: TestRedis;
+  /** The standalone store, or undefined on Sentinel. */
+  redis: TestRedis | undefined;
+  sentinel: TestRedisSentinel | undefined;
   db: Redis;
   prefix: string;
   instances: Instance[];
@@ -147,14 +151,19 @@ interface Fleet {
   spawned: number;
 }
 
-async function startFleet(
-  name: string,
-  opts: { persistence?: boolean; recover?: boolean } = {},
-): Promise<Fleet> {
-  const redis = await TestRedis.start({ persistence: opts.persistence ?? false });
+interface FleetOptions {
+  persistence?: boolean;
+  recover?: boolean;
+  /** Redis behind Sentinel (a primary, 2 replicas, 3 sentinels) instead of one server. */
+  sentinel?: boolean;
+}
+
+async function startFleet(name: string, opts: FleetOptions = {}): Promise<Fleet> {
+  const sentinel = opts.sentinel ? await TestRedisSentinel.start() : undefined;
+  const redis = sentinel ? undefined : await TestRedis.start({ persistence: opts.persistence ?? false });
   const prefix = TestRedis.prefix();
   const env = {
-    REDIS_URL: redis.url,
+    ...(sentinel ? sentinel.env : { REDIS_URL: redis!.url }),
     KEY_PREFIX: prefix,
     ...(opts.recover ? { RECOVER_SESSIONS: '1' } : {}),
     LOG: process.env.CHAOS_LOG ?? 'warn',
@@ -163,7 +172,8 @@ async function startFleet(
     [0, 1, 2].map((i) => startInstance({ entry: ENTRY, env, name: `${name}-${i}` })),
   );
   const proxy = await startProxy(instances.map((i) => i.url));
-  return { redis, db: redis.client(), prefix, instances, proxy, env, spawned: 3 };
+  const db = sentinel ? sentinel.client() : redis!.client();
+  return { redis, sentinel, db, prefix, instances, proxy, env, spawned: 3 };
 }
 
 /** Replaces `victim` by a new instance in the proxy's rotation (as a Deployment brings a new pod). */
@@ -203,7 +213,7 @@ function causes(calls: Call[]): string {
 async function scenario(
   name: string,
   fault: (f: Fleet, round: number) => Promise<void>,
-  opts: { persistence?: boolean; recover?: boolean } = {},
+  opts: FleetOptions = {},
 ): Promise<{ row: Row; loads: Load[]; faultsAt: number[] }> {
   const f = await startFleet(name, opts);
   const loads: Load[] = [];
@@ -278,7 +288,8 @@ async function scenario(
     await f.proxy.close();
     await Promise.all(f.instances.map((i) => i.kill()));
     f.db.disconnect();
-    await f.redis.stop();
+    await f.redis?.stop();
+    await f.sentinel?.stop();
   }
 }
 
@@ -354,7 +365,7 @@ describe(`chaos: 3 instances, ${CLIENTS} SDK clients, ${ROUNDS} faults per scena
     const { row, loads, faultsAt } = await scenario(
       'redis-restart-aof',
       async (f) => {
-        await f.redis.restart();
+        await f.redis!.restart();
       },
       { persistence: true },
     );
@@ -368,7 +379,7 @@ describe(`chaos: 3 instances, ${CLIENTS} SDK clients, ${ROUNDS} faults per scena
     const { row, loads, faultsAt } = await scenario(
       'redis-restart-empty',
       async (f) => {
-        await f.redis.restart();
+        await f.redis!.restart();
       },
       { recover: true },
     );
@@ -376,5 +387,26 @@ describe(`chaos: 3 instances, ${CLIENTS} SDK clients, ${ROUNDS} faults per scena
     assert.equal(row.sessionsLost, 0, 'recovered under their ids');
     assert.equal(row.keysWithoutTtl, 0);
     assert.deepEqual(failuresAwayFromFaults(loads, faultsAt, 5000), []);
+  });
+
+  it('Redis failover (Sentinel): the primary SIGKILLed, a replica promoted, the old one back as a replica', async () => {
+    const failovers: number[] = [];
+    const { row, loads, faultsAt } = await scenario(
+      'redis-failover',
+      async (f) => {
+        const { port, failoverMs } = await f.sentinel!.killPrimary();
+        failovers.push(failoverMs);
+        // Back as a replica of the new primary, so that the next round has a replica to promote.
+        await f.sentinel!.revive(port);
+      },
+      { sentinel: true },
+    );
+    console.log(`# redis-failover: promotion after ${failovers.map((ms) => `${ms} ms`).join(', ')}`);
+    assert.equal(row.hangs, 0);
+    assert.equal(row.sessionsLost, 0, 'the sessions were on the replicas');
+    assert.equal(row.keysWithoutTtl, 0);
+    // Calls fail (503) from the kill until ioredis finds the promoted replica: the promotion (about
+    // 1-3 s with down-after 1 s) plus reconnecting.
+    assert.deepEqual(failuresAwayFromFaults(loads, faultsAt, 10_000), []);
   });
 });
