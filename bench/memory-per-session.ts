@@ -5,7 +5,8 @@
 //   node --expose-gc --import tsx bench/memory-per-session.ts
 //
 // (`npx tsx bench/memory-per-session.ts` works too: the server processes are always started with
-// --expose-gc.) Env: BENCH_SESSIONS (500), BENCH_WARMUP_SESSIONS (20), BENCH_MODE (sse | json).
+// --expose-gc.) Env: BENCH_SESSIONS (500; `npm run bench:memory-10k` opens 10,000), BENCH_WARMUP_SESSIONS
+// (20), BENCH_MODE (sse | json).
 import { randomBytes } from 'node:crypto';
 import { TestRedis } from '../test/helpers/redis-server.js';
 import { startChild } from './lib/child.js';
@@ -19,7 +20,9 @@ const MODE = (process.env.BENCH_MODE ?? 'sse') as Mode;
 const CONCURRENCY = 10;
 const VARIANTS: readonly Variant[] = ['baseline', 'fleet', 'fleet-redis'];
 
-if (N > 1000) console.warn('note: mcp-fleet keeps at most 1000 live sessions by default (maxLiveSessions)');
+// mcp-fleet keeps at most 1000 live sessions by default (`maxLiveSessions`, then it evicts the least
+// recently used from memory): raised here so that every session of the run stays live.
+const MAX_LIVE = String(N + WARMUP);
 
 interface Row {
   variant: Variant;
@@ -41,7 +44,12 @@ async function redisUsedMemory(redis: TestRedis): Promise<number> {
 
 async function measure(variant: Variant, redis: TestRedis): Promise<Row> {
   const keyPrefix = `bench${randomBytes(3).toString('hex')}:`;
-  const child = await startChild(variant, MODE, { url: redis.url, keyPrefix });
+  const child = await startChild(
+    variant,
+    MODE,
+    { url: redis.url, keyPrefix },
+    { BENCH_MAX_LIVE_SESSIONS: MAX_LIVE },
+  );
   const client = new HttpClient(child.port, CONCURRENCY);
   try {
     await openSessions(client, WARMUP, CONCURRENCY); // loads and compiles every code path first

@@ -174,6 +174,9 @@ export interface FleetServerOptions {
   v2?: boolean;
 }
 
+/** `BENCH_MAX_LIVE_SESSIONS` in the environment raises `maxLiveSessions` (default 1000). */
+const maxLiveSessions = Number(process.env.BENCH_MAX_LIVE_SESSIONS) || undefined;
+
 /** An mcp-fleet instance (defaults otherwise: `resumable: true` unless BENCH_RESUMABLE=0) on a free port. */
 export async function startFleet(o: FleetServerOptions): Promise<BenchServer & { fleet: Fleet }> {
   const fleet = createFleet({
@@ -181,6 +184,7 @@ export async function startFleet(o: FleetServerOptions): Promise<BenchServer & {
     redis: parseBenchRedis(o.redisUrl),
     keyPrefix: o.keyPrefix,
     instanceId: o.instanceId,
+    maxLiveSessions,
     jsonResponse: o.mode === 'json',
     resumable: o.resumable ?? (process.env.BENCH_RESUMABLE === '0' ? false : undefined),
     rebalance:
