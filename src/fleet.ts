@@ -21,7 +21,7 @@ import { FleetMetrics } from './metrics.js';
 import { resolveOptions } from './options.js';
 import { Ownership } from './ownership/ownership.js';
 import { connectRedis } from './redis/connect.js';
-import { isOutageError, logRedisOutages } from './redis/connection-log.js';
+import { logRedisOutages } from './redis/connection-log.js';
 import { StoreGate } from './redis/gate.js';
 import { RedisKeys } from './redis/keys.js';
 import { Copies } from './session/copies.js';
@@ -83,11 +83,7 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   // Non-fatal problems of every part: one warn line, with the session id where there is one; while a
   // Redis outage is logged, its repeats (every part's failed calls, reconnection attempts) are debug.
   const report = (err: unknown, sessionId?: string) =>
-    (outage?.down && isOutageError(err) ? logger.debug : logger.warn).call(
-      logger,
-      { err, sessionId },
-      asError(err).message,
-    );
+    (outage?.covers(err) ? logger.debug : logger.warn).call(logger, { err, sessionId }, asError(err).message);
 
   const keys = new RedisKeys(opts.keyPrefix);
   const ttl = { idleMs: opts.sessionTtlMs, maxLifetimeMs: opts.maxSessionLifetimeMs };

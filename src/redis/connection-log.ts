@@ -30,6 +30,12 @@ export function describeRedis(redis: RedisClient): string {
 export interface OutageWatch {
   /** True from the line saying Redis is unreachable until the one saying it reconnected. */
   readonly down: boolean;
+  /**
+   * Whether `err` is part of a known outage. A call failing because the connection dropped can reject
+   * before the client emits `close` (ioredis fails its queued commands first): when the connection is
+   * not ready and `err` is an outage error, the outage line is logged now, with `err` as its reason.
+   */
+  covers(err: unknown): boolean;
   /** Removes the listeners (the client may be the caller's and outlive the fleet). */
   stop(): void;
 }
@@ -69,12 +75,23 @@ export function logRedisOutages(redis: RedisClient, logger: Logger, closed: () =
     get down() {
       return downSince !== undefined;
     },
+    covers(err) {
+      if (!isOutageError(err)) return false;
+      if (downSince === undefined && redis.status !== 'ready') lost(innermostMessage(err), err);
+      return downSince !== undefined;
+    },
     stop() {
       redis.off('error', onError);
       redis.off('close', onClose);
       redis.off('ready', onReady);
     },
   };
+}
+
+function innermostMessage(err: unknown): string {
+  let e = err;
+  for (let depth = 0; e instanceof Error && e.cause instanceof Error && depth < 5; depth++) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
 }
 
 /** Socket error codes of a Redis server that is away (not of a bug). */
