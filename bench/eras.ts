@@ -10,7 +10,7 @@
 // Env: BENCH_SESSIONS (20), BENCH_REQUESTS (2000), BENCH_CONCURRENCY (20), BENCH_WARMUP (400),
 // BENCH_ROUNDS (5), BENCH_MODE (sse | json; default both). Rounds are interleaved; each column is
 // the median over rounds.
-import { startChild, type ServerChild } from './lib/child.js';
+import { startChild } from './lib/child.js';
 import { HttpClient, isEchoResult, openSessions, type Poster } from './lib/client.js';
 import {
   KNOBS,
@@ -19,6 +19,7 @@ import {
   type Round,
   interleavedRounds,
   printVsBaseline,
+  type ChildTarget,
 } from './lib/rounds.js';
 import { MODES, VARIANT_LABEL, type Mode, type Variant } from './lib/servers.js';
 import { ascending, percentile, printEnvironment } from './lib/stats.js';
@@ -76,12 +77,8 @@ async function modernRound(client: Poster, total: number, cpu: () => Promise<num
   };
 }
 
-interface Target {
+interface Target extends ChildTarget {
   variant: Variant;
-  child: ServerChild;
-  client: HttpClient;
-  sessions: string[];
-  rounds: Round[];
 }
 
 async function bench(mode: Mode, era: 'modern' | 'legacy', variants: [Variant, Variant]): Promise<void> {

@@ -13,8 +13,8 @@ import { TestRedis } from '../test/helpers/redis-server.js';
 import { startChild, type ServerChild } from './lib/child.js';
 import { HttpClient, openSessions, RoundRobin, runLoad, type Poster } from './lib/client.js';
 import { MODES, type Mode } from './lib/servers.js';
-import { KNOBS, measureRound, medians, type Round, interleavedRounds } from './lib/rounds.js';
-import { fixed, printEnvironment, printTable, ratio } from './lib/stats.js';
+import { KNOBS, measureRound, medianCells, medians, type Round, interleavedRounds } from './lib/rounds.js';
+import { printEnvironment, printTable, ratio } from './lib/stats.js';
 
 const { SESSIONS, REQUESTS, CONCURRENCY, WARMUP, ROUNDS } = KNOBS;
 
@@ -99,11 +99,7 @@ async function benchMode(mode: Mode, redis: TestRedis): Promise<void> {
       'req/s vs on the owner',
     ],
     summary.map((s) => [
-      s.label,
-      fixed(s.rps, 0),
-      fixed(s.p50),
-      fixed(s.p99),
-      fixed(s.cpu, 0),
+      ...medianCells(s),
       ratio(s.rps, base!.rps),
       ratio(s.cpu, base!.cpu),
       ratio(s.rps, owner!.rps),

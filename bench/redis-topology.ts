@@ -10,20 +10,23 @@
 import { randomBytes } from 'node:crypto';
 import { TestRedis } from '../test/helpers/redis-server.js';
 import { TestRedisCluster, TestRedisSentinel } from '../test/helpers/redis-topologies.js';
-import { startChild, type ServerChild } from './lib/child.js';
+import { startChild } from './lib/child.js';
 import { HttpClient, openSessions, runLoad } from './lib/client.js';
 import { MODES, type Mode } from './lib/servers.js';
-import { KNOBS, measureRound, medians, type Round, interleavedRounds } from './lib/rounds.js';
-import { fixed, printEnvironment, printTable, ratio } from './lib/stats.js';
+import {
+  KNOBS,
+  measureRound,
+  medianCells,
+  medians,
+  interleavedRounds,
+  type ChildTarget,
+} from './lib/rounds.js';
+import { printEnvironment, printTable, ratio } from './lib/stats.js';
 
 const { SESSIONS, REQUESTS, CONCURRENCY, WARMUP, ROUNDS } = KNOBS;
 
-interface Target {
+interface Target extends ChildTarget {
   label: string;
-  child: ServerChild;
-  client: HttpClient;
-  sessions: string[];
-  rounds: Round[];
 }
 
 const hostPorts = (nodes: Array<{ host: string; port: number }>) =>
@@ -62,15 +65,7 @@ async function benchMode(mode: Mode, topologies: Array<[string, string]>): Promi
   console.log(`\n## ${mode === 'json' ? 'JSON responses (jsonResponse: true)' : 'SSE responses (default)'}`);
   printTable(
     ['Redis', 'req/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'p50 vs standalone', 'req/s vs standalone'],
-    summary.map((s) => [
-      s.label,
-      fixed(s.rps, 0),
-      fixed(s.p50),
-      fixed(s.p99),
-      fixed(s.cpu, 0),
-      ratio(s.p50, base.p50),
-      ratio(s.rps, base.rps),
-    ]),
+    summary.map((s) => [...medianCells(s), ratio(s.p50, base.p50), ratio(s.rps, base.rps)]),
   );
 }
 

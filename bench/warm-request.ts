@@ -10,7 +10,7 @@
 // rounds, and the server's CPU time per request is read from the server process itself.
 import { randomBytes } from 'node:crypto';
 import { TestRedis } from '../test/helpers/redis-server.js';
-import { startChild, type ServerChild } from './lib/child.js';
+import { startChild } from './lib/child.js';
 import { HttpClient, openSessions, runLoad } from './lib/client.js';
 import { MODES, VARIANT_LABEL, type Mode, type Variant } from './lib/servers.js';
 import {
@@ -20,18 +20,14 @@ import {
   type Round,
   interleavedRounds,
   printVsBaseline,
+  type ChildTarget,
 } from './lib/rounds.js';
 import { printEnvironment } from './lib/stats.js';
 
 const { SESSIONS, REQUESTS, CONCURRENCY, WARMUP, ROUNDS } = KNOBS;
 const VARIANTS: readonly Variant[] = ['baseline', 'fleet', 'fleet-redis'];
 
-interface Target {
-  child: ServerChild;
-  client: HttpClient;
-  sessions: string[];
-  rounds: Round[];
-}
+type Target = ChildTarget;
 
 function measure(t: Target, total: number): Promise<Round> {
   return measureRound(t.client, t.sessions, total, () => t.child.cpuMicros());

@@ -1,6 +1,7 @@
 // The measured round of the request benches (warm-request, owner-routing, redis-topology): the knobs
 // they share, one round's figures, and the medians over the rounds.
-import { runLoad, type Poster } from './client.js';
+import type { ServerChild } from './child.js';
+import { runLoad, type HttpClient, type Poster } from './client.js';
 import { ascending, fixed, median, percentile, printTable, ratio } from './stats.js';
 
 const env = (name: string, dflt: number) => Number(process.env[name] ?? dflt);
@@ -13,6 +14,14 @@ export const KNOBS = {
   WARMUP: env('BENCH_WARMUP', 400),
   ROUNDS: env('BENCH_ROUNDS', 5),
 };
+
+/** A server process under the load of one bench, its client and sessions, and its rounds so far. */
+export interface ChildTarget {
+  child: ServerChild;
+  client: HttpClient;
+  sessions: string[];
+  rounds: Round[];
+}
 
 /** One round: throughput, latency percentiles (ms) and server CPU per request (µs). */
 export interface Round {
@@ -67,6 +76,17 @@ export async function interleavedRounds<T extends { rounds: Round[] }>(
   }
 }
 
+/** A row's first cells: the label and the medians (req/s, p50, p99, server CPU µs per request). */
+export function medianCells(s: {
+  label: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  cpu: number;
+}): string[] {
+  return [s.label, fixed(s.rps, 0), fixed(s.p50), fixed(s.p99), fixed(s.cpu, 0)];
+}
+
 /** The usual table: one row per target (`label` + medians), ratios against `base`. */
 export function printVsBaseline(
   summary: ReadonlyArray<{ label: string; rps: number; p50: number; p99: number; cpu: number }>,
@@ -74,14 +94,6 @@ export function printVsBaseline(
 ): void {
   printTable(
     ['variant', 'req/s', 'p50 ms', 'p99 ms', 'server CPU µs/req', 'req/s vs baseline', 'CPU/req vs baseline'],
-    summary.map((s) => [
-      s.label,
-      fixed(s.rps, 0),
-      fixed(s.p50),
-      fixed(s.p99),
-      fixed(s.cpu, 0),
-      ratio(s.rps, base.rps),
-      ratio(s.cpu, base.cpu),
-    ]),
+    summary.map((s) => [...medianCells(s), ratio(s.rps, base.rps), ratio(s.cpu, base.cpu)]),
   );
 }

@@ -15,13 +15,14 @@ import { pipeResponse, toWebRequest } from '../../src/modern/modern-era.js';
 export type Mode = 'json' | 'sse';
 export const MODES: readonly Mode[] = ['json', 'sse'];
 
-export type Variant = 'baseline' | 'fleet' | 'fleet-redis' | 'v2-handler' | 'fleet-v2';
+export type Variant = 'baseline' | 'fleet' | 'fleet-redis' | 'v2-handler' | 'fleet-v2' | 'fleet-build';
 export const VARIANT_LABEL: Record<Variant, string> = {
   baseline: 'baseline: stock SDK transport',
   fleet: 'mcp-fleet embedded (no Redis)',
   'fleet-redis': 'mcp-fleet + Redis',
   'v2-handler': "baseline: SDK v2's createMcpHandler (2026-07-28 only)",
   'fleet-v2': 'mcp-fleet embedded, SDK v2 server',
+  'fleet-build': 'mcp-fleet + Redis, the build in BENCH_LIB',
 };
 
 /** The demo server's `echo` on the SDK v2 line (same answer as test/fixtures/demo-server.ts's). */
@@ -172,6 +173,8 @@ export interface FleetServerOptions {
   rebalance?: FleetOptions['rebalance'];
   /** Serve an SDK v2 server (echo only) instead of the v1 demo server. */
   v2?: boolean;
+  /** Another build of the library (its `createFleet`) instead of this source tree's (bench/ab.ts). */
+  create?: typeof createFleet;
 }
 
 /** `BENCH_MAX_LIVE_SESSIONS` in the environment raises `maxLiveSessions` (default 1000). */
@@ -179,7 +182,7 @@ const maxLiveSessions = Number(process.env.BENCH_MAX_LIVE_SESSIONS) || undefined
 
 /** An mcp-fleet instance (defaults otherwise: `resumable: true` unless BENCH_RESUMABLE=0) on a free port. */
 export async function startFleet(o: FleetServerOptions): Promise<BenchServer & { fleet: Fleet }> {
-  const fleet = createFleet({
+  const fleet = (o.create ?? createFleet)({
     server: (ctx) => (o.v2 ? buildV2EchoServer() : buildDemoServer(ctx)),
     redis: parseBenchRedis(o.redisUrl),
     keyPrefix: o.keyPrefix,
@@ -268,7 +271,13 @@ export async function startVariant(
   if (variant === 'fleet') return startFleet({ mode });
   if (variant === 'v2-handler') return startV2Handler(mode);
   if (variant === 'fleet-v2') return startFleet({ mode, v2: true });
-  if (!redis) throw new Error('fleet-redis needs a Redis URL');
+  if (!redis) throw new Error(`${variant} needs a Redis URL`);
+  if (variant === 'fleet-build') {
+    const lib = process.env.BENCH_LIB;
+    if (!lib) throw new Error('fleet-build needs BENCH_LIB (the index.js of a build of the library)');
+    const { createFleet: create } = (await import(lib)) as { createFleet: typeof createFleet };
+    return startFleet({ mode, redisUrl: redis.url, keyPrefix: redis.keyPrefix, create });
+  }
   return startFleet({
     mode,
     redisUrl: redis.url,
