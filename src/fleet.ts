@@ -80,6 +80,17 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   }
   // One line when Redis goes away and one when it is back (not one per reconnection attempt).
   const outage = redis ? logRedisOutages(redis, logger, () => closing !== undefined) : undefined;
+  if (redis) {
+    // A dropped connection may mean a restarted or failed-over Redis that lost records: the copies
+    // here check the store again before acting as owners (Ownership.uncheckedToken). On a Cluster one
+    // node's connection can drop while the client stays up.
+    const disrupted = () => late.owner?.disrupted();
+    redis.on('close', disrupted);
+    if (connection?.topology === 'cluster') {
+      redis.on('-node', disrupted);
+      redis.on('node error', disrupted);
+    }
+  }
   // Non-fatal problems of every part: one warn line, with the session id where there is one; while a
   // Redis outage is logged, its repeats (every part's failed calls, reconnection attempts) are debug.
   const report = (err: unknown, sessionId?: string) =>
@@ -123,9 +134,11 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
       onError: report,
       // Messages to us were lost while unsubscribed; others may have taken sessions over meanwhile.
       onResubscribed: () => {
+        late.owner?.disrupted(true);
         late.router?.catchUp();
         late.owner?.revalidate().catch((err: unknown) => report(err));
       },
+      onUnsubscribed: () => late.owner?.disrupted(),
     });
   } else {
     const memoryStore = new MemorySessionStore(ttl);
@@ -162,6 +175,10 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
     heartbeatMs: opts.heartbeatMs,
     instanceTtlMs: opts.instanceTtlMs,
     draining: () => late.service?.isDraining ?? false,
+    subscribed: () => bus.isUp(),
+    // A claim started while unsubscribed: confirming the owner gone (1.5 beats and two reads), then
+    // the claim itself, each read bounded by the command timeout.
+    resubscribeSettleMs: opts.instanceTtlMs + 1.5 * opts.heartbeatMs + 3 * opts.redisCommandTimeoutMs,
     onLost: (sid, reason) => {
       const copy = late.copies?.get(sid);
       if (copy) late.copies!.stepDown(copy, reason);

@@ -28,6 +28,12 @@ export interface RedisBusOptions {
    */
   onResubscribed?: () => void;
   /**
+   * Called each time the subscription is lost (a subscriber connection closed): messages sent to
+   * this instance from now on reach nobody until it is confirmed again.
+   * @default undefined
+   */
+  onUnsubscribed?: () => void;
+  /**
    * Pub/sub flavour on a Redis Cluster: `sharded` (SPUBLISH/SSUBSCRIBE, Redis ≥ 7; a message stays
    * within the shard of its channel) or `classic` (every message crosses the whole cluster; for
    * Redis < 7). Ignored on standalone and Sentinel.
@@ -93,7 +99,9 @@ export class RedisBus implements MessageBus {
         this.everSubscribed = true;
         for (const w of this.upWaiters.splice(0)) w();
       },
-      onDown: () => undefined,
+      onDown: () => {
+        if (!this.closing) this.opts.onUnsubscribed?.();
+      },
       onError: (err) => {
         if (!this.closing) this.opts.onError?.(err);
       },

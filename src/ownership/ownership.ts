@@ -24,6 +24,13 @@ export interface OwnershipDeps {
   instanceTtlMs: number;
   /** Whether this instance is shutting down (told to the others with each heartbeat). */
   draining(): boolean;
+  /** Whether this instance's bus channels are subscribed right now (a message to it is received). */
+  subscribed(): boolean;
+  /**
+   * How long after the bus subscription came back an owner still checks the store on every request:
+   * a claim that started while it was unsubscribed (a message to it reached nobody) may still land.
+   */
+  resubscribeSettleMs: number;
   /** This instance no longer owns a session it held a copy of: close the copy, do not write. */
   onLost(sessionId: string, reason: LossReason): void;
   /** After every heartbeat attempt (drives the checks that piggyback on it). */
@@ -56,6 +63,10 @@ export class Ownership {
   private readonly gone = new Map<string, number>();
   private closed = false;
   private removed = false;
+  /** Counts the events after which no copy may act on an earlier check (see {@link uncheckedToken}). */
+  private disruptions = 0;
+  /** Until when every copy checks the store on each request (after a resubscription). */
+  private settlingUntil = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly deps: OwnershipDeps) {
     this.startedAt = deps.clock.now();
@@ -161,6 +172,34 @@ export class Ownership {
       }
     })();
     return this.validating;
+  }
+
+  /**
+   * Whether a copy checked in the store (owned here, at its epoch) while this same token was current
+   * may act as the owner again without asking the store: undefined when it must ask.
+   *
+   * Another instance claims a session owned here only after finding this instance frozen (its
+   * heartbeat record expired: no beat for `instanceTtlMs`) or dead (a message to it reached no
+   * subscriber, and then its heartbeat stood still for 1.5 intervals). So the answer is a token while
+   * the last heartbeat that succeeded was sent less than 1.5 intervals ago, the bus is subscribed and
+   * was not lost since the check, and the store's connection has not dropped since (a restarted or
+   * failed-over store may have lost the records); {@link disrupted} changes the token.
+   */
+  uncheckedToken(): number | undefined {
+    const now = this.deps.clock.now();
+    if (now - this.lastBeatOk >= this.deps.heartbeatMs * 1.5) return undefined;
+    if (now < this.settlingUntil || !this.deps.subscribed()) return undefined;
+    return this.disruptions;
+  }
+
+  /**
+   * The store's connection dropped, or the bus subscription was lost (`settle`: was subscribed
+   * again): copies check the store again before acting, for `resubscribeSettleMs` after a
+   * resubscription on every request.
+   */
+  disrupted(settle = false): void {
+    this.disruptions++;
+    if (settle) this.settlingUntil = this.deps.clock.now() + this.deps.resubscribeSettleMs;
   }
 
   /**

@@ -140,12 +140,15 @@ export class Copies {
     }
     record.protocolVersion = (response.result as InitializeResult).protocolVersion;
     copy.record = { ...copy.record, protocolVersion: record.protocolVersion };
+    const token = this.deps.ownership.uncheckedToken();
+    const at = Date.now();
     try {
       await this.deps.store.create(record);
     } catch (err) {
       await this.closeQuietly(copy, 'deleted');
       throw err instanceof FleetError ? err : storeUnavailable(err);
     }
+    copy.checked(at, token);
     this.deps.ownership.track(record.id, 1);
     this.live.set(record.id, copy);
     this.deps.metrics.sessionCreated('streamable-http');
@@ -244,6 +247,8 @@ export class Copies {
     principal: string,
     seen: OwnershipOf,
   ): Promise<LiveSession | undefined> {
+    const token = this.deps.ownership.uncheckedToken();
+    const at = Date.now();
     const outcome = await this.deps.ownership.claim(sessionId, seen, principal);
     if (outcome.status === 'gone') throw notFound();
     if (outcome.status === 'taken') return undefined;
@@ -256,7 +261,10 @@ export class Copies {
           : 'handoff';
     this.deps.metrics.ownershipChange(origin === 'failover' ? 'failover' : 'claimed');
     try {
-      return await this.deps.metrics.hydration(this.hydrate(record, origin));
+      const copy = await this.deps.metrics.hydration(this.hydrate(record, origin));
+      // The claim was a check too: owned here at this epoch, TTL refreshed.
+      copy.checked(at, token);
+      return copy;
     } catch (err) {
       // Could not rebuild it here: give the session back so the next request can try elsewhere.
       await this.deps.ownership.release(sessionId, 'eviction').catch(() => false);

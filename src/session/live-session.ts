@@ -49,6 +49,18 @@ export class LiveSession {
   lastActivity = Date.now();
   /** Last message this copy sent outside a request (the standalone stream), ms since the epoch. */
   lastOutput = 0;
+  /**
+   * When a request last found this copy current in the store (owned here at its epoch, TTL
+   * refreshed), ms since the epoch, and the ownership token then (`Ownership.uncheckedToken`).
+   */
+  checkedAt = Number.NEGATIVE_INFINITY;
+  checkedToken: number | undefined;
+
+  /** Records a store check (touch, create or claim) that began at `at` under `token`. */
+  checked(at: number, token: number | undefined): void {
+    this.checkedAt = at;
+    this.checkedToken = token;
+  }
   private closing: Promise<void> | undefined;
   private idleWaiters: Array<() => void> = [];
 

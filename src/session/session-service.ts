@@ -977,6 +977,9 @@ export class SessionService {
     const copy = this.deps.copies.get(sessionId);
     if (copy) {
       if (copy.record.principal !== principal || copy.record.transport !== kind) throw notFound();
+      const token = this.deps.ownership.uncheckedToken();
+      const at = Date.now();
+      if (kind === 'streamable-http' && this.checkedRecently(copy, token, at)) return this.leased(copy);
       copy.lease();
       let now: OwnershipOf | undefined;
       try {
@@ -992,7 +995,10 @@ export class SessionService {
         else this.deps.copies.drop(sessionId, 'expired');
         throw notFound();
       }
-      if (now.owner === this.me && now.epoch === copy.epoch) return { kind: 'local', copy };
+      if (now.owner === this.me && now.epoch === copy.epoch) {
+        copy.checked(at, token);
+        return { kind: 'local', copy };
+      }
       copy.unlease();
       this.deps.copies.stepDown(copy, 'replaced'); // another instance took it over meanwhile
       return { kind: 'remote', seen: now };
@@ -1001,6 +1007,27 @@ export class SessionService {
     const state = await this.deps.store.touch(sessionId, principal);
     if (!state || state.transport !== kind) throw notFound();
     return { kind: 'remote', seen: { owner: state.owner, epoch: state.epoch } };
+  }
+
+  /**
+   * Whether a request may use the copy here without the store round trip that refreshes the TTL and
+   * checks the ownership: a request found it current less than {@link recheckMs} ago under the same
+   * ownership token (no other instance can have claimed it since: see `Ownership.uncheckedToken`),
+   * and it is not near its maximum lifetime. The TTL is then refreshed at least every `recheckMs`.
+   */
+  private checkedRecently(copy: LiveSession, token: number | undefined, now: number): boolean {
+    if (token === undefined || token !== copy.checkedToken) return false;
+    if (this.deps.ownership.epochOf(copy.id) !== copy.epoch || copy.isClosed) return false;
+    const recheckMs = this.recheckMs;
+    return (
+      now - copy.checkedAt < recheckMs &&
+      now < copy.record.createdAt + this.deps.options.maxSessionLifetimeMs - recheckMs
+    );
+  }
+
+  /** How long a store check of a copy here serves the requests after it: 1 s, or a tenth of the idle TTL. */
+  private get recheckMs(): number {
+    return Math.min(1000, this.deps.options.sessionTtlMs / 10);
   }
 
   private leased(copy: LiveSession): Route {

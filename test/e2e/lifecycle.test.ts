@@ -101,14 +101,21 @@ describe('session lifecycle on ctx', () => {
     }
   });
 
-  it('expired: a copy whose session is gone from the store ends with the next request', async () => {
+  it('expired: a copy whose session is gone from the store ends with a request within the recheck interval', async () => {
     const prefix = TestRedis.prefix();
-    const s = await serve({ redis: redis.url, keyPrefix: prefix });
+    // Idle TTL 3 s: the owner checks the store at least every 300 ms (a tenth).
+    const s = await serve({ redis: redis.url, keyPrefix: prefix, sessionTtlMs: 3000 });
     const admin = redis.client();
     try {
       const sid = await initialize(s.url);
-      await admin.del(new RedisKeys(prefix).session(sid)); // as Redis does when the idle TTL runs out
-      assert.equal((await rawPost(s.url, call(1), headersOf(sid))).status, 404);
+      // As Redis does when the idle TTL runs out (which the owner's refreshes prevent: a hand-made DEL).
+      await admin.del(new RedisKeys(prefix).session(sid));
+      let id = 1;
+      await until(
+        'a 404',
+        async () => (await rawPost(s.url, call(id++), headersOf(sid))).status === 404,
+        3000,
+      );
       await until('onClose', () => s.ended.has(sid));
       assert.deepEqual(s.ended.get(sid), [{ reason: 'expired', signal: 'expired' }]);
     } finally {
@@ -152,8 +159,12 @@ describe('session lifecycle on ctx', () => {
 
   it('replaced: a copy whose session another instance claimed ends without writing, and forwards', async () => {
     const prefix = TestRedis.prefix();
-    const a = await serve({ redis: redis.url, keyPrefix: prefix, instanceId: 'life-c' });
-    const b = await serve({ redis: redis.url, keyPrefix: prefix, instanceId: 'life-d' });
+    // Idle TTL 3 s: the owner checks the store at least every 300 ms. Another instance claims a
+    // session only once its owner looks dead or frozen; here the claim is made by hand while A runs,
+    // so A learns at its next check (a real claim lands only after A stopped beating: see
+    // Ownership.uncheckedToken).
+    const a = await serve({ redis: redis.url, keyPrefix: prefix, instanceId: 'life-c', sessionTtlMs: 3000 });
+    const b = await serve({ redis: redis.url, keyPrefix: prefix, instanceId: 'life-d', sessionTtlMs: 3000 });
     const admin = redis.client();
     const store = new RedisSessionStore(admin, new RedisKeys(prefix), {
       idleMs: 60_000,
@@ -164,9 +175,17 @@ describe('session lifecycle on ctx', () => {
       // B takes the session over, as after finding A frozen (B's copy is built by its next request).
       const claimed = await store.claim(sid, 'life-d', { owner: 'life-c', epoch: 1 });
       assert.equal(claimed.status, 'claimed');
-      const r = await rawPost(a.url, call(1), headersOf(sid));
-      assert.equal(r.status, 200, r.text);
-      assert.match(r.text, /pong/);
+      let id = 1;
+      await until(
+        'the request to run on the new owner',
+        async () => {
+          const r = await rawPost(a.url, call(id++), headersOf(sid));
+          assert.equal(r.status, 200, r.text);
+          assert.match(r.text, /pong/);
+          return b.built.get(sid) === 1;
+        },
+        3000,
+      );
       await until('onClose', () => a.ended.has(sid));
       assert.deepEqual(a.ended.get(sid), [{ reason: 'replaced', signal: 'replaced' }]);
       assert.equal(b.built.get(sid), 1, 'the request ran on the new owner');

@@ -12,6 +12,7 @@ import { buildDemoServer } from '../fixtures/demo-server.js';
 import { startCluster, type Instance } from '../helpers/instances.js';
 import { connectClient, textOf } from '../helpers/mcp-client.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
+import { waitFor } from '../helpers/wait.js';
 import { scanKeys, TestRedis } from '../helpers/redis-server.js';
 
 type Connected = Awaited<ReturnType<typeof connectClient>>;
@@ -148,39 +149,42 @@ describe('session recovery: its bounds', () => {
     return s;
   }
 
-  /** A session whose record the store then lost (its keys deleted, as a Redis restart would). */
-  async function lostSession(url: string, token?: string): Promise<Connected> {
-    const c = await connectClient(url, token === undefined ? {} : { token });
+  /**
+   * A session whose record the store then lost, as in a Redis restart: its keys deleted and the
+   * fleet's command connection dropped (a restart drops it; the owner then checks its copies in the
+   * store again), once the fleet is ready again.
+   */
+  async function lostSession(s: (typeof servers)[number], token?: string): Promise<Connected> {
+    const c = await connectClient(s.url, token === undefined ? {} : { token });
     const db = redis.client();
     try {
       const keys = (await scanKeys(db, '')).filter((k) => k.includes(c.transport.sessionId!));
       assert.ok(keys.length > 0);
       await db.del(...keys);
+      await db.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
     } finally {
       db.disconnect();
     }
+    await waitFor('the fleet to reconnect', () => s.fleet.ready());
     return c;
   }
 
   it('is off by default: a lost session is a 404', async () => {
-    const { url } = await serve(false);
-    const c = await lostSession(url, 'alice');
+    const s = await serve(false);
+    const c = await lostSession(s, 'alice');
     await status404(whoami(c));
     await c.client.close();
   });
 
   it('at most maxPerMinute per principal; counted in mcp_fleet_sessions_recovered_total', async () => {
-    const { url, registry } = await serve({ maxPerMinute: 2 });
-    const lost = [
-      await lostSession(url, 'bob'),
-      await lostSession(url, 'bob'),
-      await lostSession(url, 'bob'),
-    ];
+    const s = await serve({ maxPerMinute: 2 });
+    const { registry } = s;
+    const lost = [await lostSession(s, 'bob'), await lostSession(s, 'bob'), await lostSession(s, 'bob')];
     assert.equal((await whoami(lost[0]!)).origin, 'recovered');
     assert.equal((await whoami(lost[1]!)).origin, 'recovered');
     await status404(whoami(lost[2]!));
     // Another principal has its own allowance.
-    const carol = await lostSession(url, 'carol');
+    const carol = await lostSession(s, 'carol');
     assert.equal((await whoami(carol)).origin, 'recovered');
     const metric = await registry.getSingleMetricAsString('mcp_fleet_sessions_recovered_total');
     assert.match(metric, /^mcp_fleet_sessions_recovered_total 3$/m);
@@ -188,14 +192,15 @@ describe('session recovery: its bounds', () => {
   });
 
   it('never for another principal, and never for anonymous', async () => {
-    const { url } = await serve(true);
-    const dave = await lostSession(url, 'dave');
+    const s = await serve(true);
+    const { url } = s;
+    const dave = await lostSession(s, 'dave');
     assert.equal((await whoami(dave)).principal, 'dave');
     // Mallory names dave's (recovered) session id: still dave's, a 404 for her.
     const mallory = await connectClient(url, { token: 'mallory', sessionId: dave.transport.sessionId });
     await status404(whoami(mallory));
     assert.equal((await whoami(dave)).principal, 'dave');
-    const anonymous = await lostSession(url);
+    const anonymous = await lostSession(s);
     await status404(whoami(anonymous));
     for (const c of [dave, mallory, anonymous]) await c.client.close().catch(() => {});
   });

@@ -50,18 +50,22 @@ describe('Redis round trips per warm request', () => {
     await redis.stop();
   });
 
+  const budgetFleet = (mode: 'json' | 'sse', extra: Partial<Parameters<typeof createFleet>[0]> = {}) =>
+    createFleet({
+      server: (ctx) => buildDemoServer(ctx),
+      redis: `redis://127.0.0.1:${counter.port}`,
+      keyPrefix: TestRedis.prefix(),
+      jsonResponse: mode === 'json',
+      // No heartbeat may fall into the measured window: it would be counted as the request's.
+      streamHeartbeatMs: 600_000,
+      heartbeatMs: 600_000,
+      instanceTtlMs: 1_800_000,
+      ...extra,
+    });
+
   for (const mode of ['json', 'sse'] as const) {
-    it(`${mode} answer: a warm request costs ${mode === 'json' ? 'one round trip' : 'one round trip plus the event-log append'}`, async () => {
-      const fleet = createFleet({
-        server: (ctx) => buildDemoServer(ctx),
-        redis: `redis://127.0.0.1:${counter.port}`,
-        keyPrefix: TestRedis.prefix(),
-        jsonResponse: mode === 'json',
-        // No heartbeat may fall into the measured window: it would be counted as the request's.
-        streamHeartbeatMs: 600_000,
-        heartbeatMs: 600_000,
-        instanceTtlMs: 1_800_000,
-      });
+    it(`${mode} answer: a warm request on its owner costs ${mode === 'json' ? 'no round trip' : 'one round trip, the event-log append'}`, async () => {
+      const fleet = budgetFleet(mode);
       const { url, server } = await serve(fleet);
       try {
         const sid = await initialize(url);
@@ -74,15 +78,79 @@ describe('Redis round trips per warm request', () => {
         assert.match(r.text, /"text":"x"/);
         await new Promise((r) => setTimeout(r, 100));
         const trips = counter.commandRequests();
-        // JSON: the pipelined TTL refresh (script + index). SSE: that, plus appending the response to
-        // the stream's event log, which must happen before the client sees it to be resumable.
-        assert.equal(trips, mode === 'json' ? 1 : 2, `round trips: ${trips}`);
+        // The copy was found current in the store by the request before, under the same ownership
+        // token (fresh heartbeat, bus subscribed, connection not dropped since): no TTL refresh now.
+        // SSE: appending the response to the stream's event log, before the client sees it.
+        assert.equal(trips, mode === 'json' ? 0 : 1, `round trips: ${trips}: ${counter.commandsSent()}`);
       } finally {
         await fleet.close();
         server.close();
       }
     });
   }
+
+  it('the TTL refresh (with the ownership check) comes back at least every tenth of the idle TTL', async () => {
+    // Idle TTL 3 s: a check serves the requests of the next 300 ms.
+    const keyPrefix = TestRedis.prefix();
+    const fleet = budgetFleet('json', { sessionTtlMs: 3000, keyPrefix });
+    const { url, server } = await serve(fleet);
+    const db = redis.client();
+    try {
+      const sid = await initialize(url);
+      const headers = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
+      assert.equal((await rawPost(url, echo(1), headers)).status, 200);
+      let free = 0;
+      let refreshed = 0;
+      const started = Date.now();
+      for (let id = 2; refreshed < 2; id++) {
+        assert.ok(Date.now() - started < 10_000, `refreshed ${refreshed} times in 10 s`);
+        counter.reset();
+        assert.equal((await rawPost(url, echo(id), headers)).status, 200);
+        const trips = counter.commandRequests();
+        assert.ok(trips <= 1, `round trips: ${trips}: ${counter.commandsSent()}`);
+        if (trips === 0) free++;
+        else refreshed++;
+      }
+      assert.ok(free > 0, 'requests between two checks cost no round trip');
+      assert.ok((await db.pttl(new RedisKeys(keyPrefix).session(sid))) > 2000);
+    } finally {
+      db.disconnect();
+      await fleet.close();
+      server.close();
+    }
+  });
+
+  it('after the store connection dropped, the next request checks the store again', async () => {
+    const fleet = budgetFleet('json');
+    const { url, server } = await serve(fleet);
+    const db = redis.client();
+    try {
+      const sid = await initialize(url);
+      const headers = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
+      assert.equal((await rawPost(url, echo(1), headers)).status, 200);
+      // The command connection only (the subscriber is of type pubsub): Redis may have restarted.
+      await db.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+      const started = Date.now();
+      while (!(await fleet.ready())) {
+        assert.ok(Date.now() - started < 5000, 'reconnected');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      counter.reset();
+      assert.equal((await rawPost(url, echo(2), headers)).status, 200);
+      assert.equal(
+        counter.commandRequests(),
+        1,
+        `the TTL refresh and ownership check: ${counter.commandsSent()}`,
+      );
+      counter.reset();
+      assert.equal((await rawPost(url, echo(3), headers)).status, 200);
+      assert.equal(counter.commandRequests(), 0, `and then none: ${counter.commandsSent()}`);
+    } finally {
+      db.disconnect();
+      await fleet.close();
+      server.close();
+    }
+  });
 });
 
 describe('Redis round trips per forwarded request (two instances, one Redis)', () => {
@@ -169,6 +237,11 @@ describe('Redis faults', () => {
       redis: redis.url,
       keyPrefix: TestRedis.prefix(),
       redisCommandTimeoutMs: 500,
+      // An owner acts on its copies without asking the store only while its last heartbeat that
+      // succeeded is under 1.5 intervals old: 150 ms here, less than the 500 ms a frozen Redis takes to
+      // show in ready().
+      heartbeatMs: 100,
+      instanceTtlMs: 400,
     });
     ({ url, server } = await serve(fleet));
   });
@@ -183,6 +256,9 @@ describe('Redis faults', () => {
     const headers = { 'mcp-session-id': sid };
     redis.pause();
     try {
+      // Once the freeze shows (the readiness PING timed out), no heartbeat can be fresh: the request
+      // checks the store, and fails fast.
+      assert.equal(await fleet.ready(), false);
       const t0 = Date.now();
       const r = await rawPost(url, echo(1), headers);
       assert.equal(r.status, 503, r.text);
@@ -190,7 +266,6 @@ describe('Redis faults', () => {
       assert.equal(body.jsonrpc, '2.0');
       assert.equal(body.error.code, -32603);
       assert.ok(Date.now() - t0 < 3000, 'fails fast');
-      assert.equal(await fleet.ready(), false);
       assert.equal((await fleet.health()).store, 'error');
     } finally {
       redis.resume();

@@ -56,6 +56,15 @@ export class TcpCounter {
     return this.connections.filter((c) => !/subscribe/i.test(c.sent)).reduce((n, c) => n + c.requests, 0);
   }
 
+  /** What the command connections sent since the last reset, RESP flattened to one line (for messages). */
+  commandsSent(): string {
+    return this.connections
+      .filter((c) => !/subscribe/i.test(c.sent))
+      .map((c) => c.sent.replace(/\r\n/g, ' '))
+      .join(' | ')
+      .slice(0, 2000);
+  }
+
   /** Resets the counters (connections stay). */
   reset(): void {
     for (const c of this.connections) {

@@ -47,6 +47,8 @@ class FakeInstance {
       heartbeatMs: HEARTBEAT,
       instanceTtlMs: TTL,
       draining: () => false,
+      subscribed: () => this.bus.isUp(),
+      resubscribeSettleMs: TTL * 2,
       onLost: () => {},
       onTick: () => {},
       onError: () => {},

@@ -11,6 +11,7 @@ import { ManualClock } from '../helpers/manual-clock.js';
 
 const HEARTBEAT = 500;
 const TTL = 2000;
+const SETTLE = 10_000;
 
 function setup(instanceId = 'a') {
   const clock = new ManualClock();
@@ -21,6 +22,7 @@ function setup(instanceId = 'a') {
   const instances = new MemoryInstanceRegistry({ now: () => clock.now() });
   const lost: Array<[string, LossReason]> = [];
   let ticks = 0;
+  const bus = { up: true };
   const make = (id: string) =>
     new Ownership({
       instanceId: id,
@@ -30,11 +32,13 @@ function setup(instanceId = 'a') {
       heartbeatMs: HEARTBEAT,
       instanceTtlMs: TTL,
       draining: () => false,
+      subscribed: () => bus.up,
+      resubscribeSettleMs: SETTLE,
       onLost: (sid, reason) => lost.push([sid, reason]),
       onTick: () => ticks++,
       onError: () => {},
     });
-  return { clock, store, instances, lost, ticks: () => ticks, own: make(instanceId), make };
+  return { clock, store, instances, lost, bus, ticks: () => ticks, own: make(instanceId), make };
 }
 
 function record(owner: string, createdAt: number): SessionRecord {
@@ -66,6 +70,41 @@ describe('Ownership (injected clock)', () => {
     assert.equal(own.isStale(), true);
     await own.close();
     assert.deepEqual(await instances.read(['a']), [undefined], 'removed from the registry on close');
+  });
+
+  it('uncheckedToken: only while the heartbeat is fresh and the bus subscribed; a disruption changes it', async () => {
+    const { clock, own, bus } = setup();
+    assert.equal(own.uncheckedToken(), undefined, 'no heartbeat yet');
+    await own.start();
+    const token = own.uncheckedToken();
+    assert.notEqual(token, undefined);
+    // Others call an owner dead after watching its heartbeat stand still for 1.5 intervals.
+    clock.freeze(HEARTBEAT * 1.5 - 1);
+    assert.equal(own.uncheckedToken(), token);
+    clock.freeze(1);
+    assert.equal(own.uncheckedToken(), undefined, 'heartbeat 1.5 intervals old');
+    await clock.advance(HEARTBEAT); // the timer fires: a fresh beat
+    assert.equal(own.uncheckedToken(), token);
+    // The store's connection dropped: checks made before do not count any more.
+    own.disrupted();
+    const next = own.uncheckedToken();
+    assert.notEqual(next, undefined);
+    assert.notEqual(next, token);
+    // Unsubscribed: a message to this instance reaches nobody, so another may be confirming it gone.
+    bus.up = false;
+    own.disrupted();
+    assert.equal(own.uncheckedToken(), undefined);
+    // Subscribed again: every request checks the store until a claim started meanwhile has landed.
+    bus.up = true;
+    own.disrupted(true);
+    assert.equal(own.uncheckedToken(), undefined, 'settling after the resubscription');
+    await clock.advance(SETTLE - HEARTBEAT);
+    assert.equal(own.uncheckedToken(), undefined);
+    await clock.advance(HEARTBEAT);
+    const settled = own.uncheckedToken();
+    assert.notEqual(settled, undefined);
+    assert.notEqual(settled, next);
+    await own.close();
   });
 
   it('claims and releases with compare-and-set; the fence follows the epoch', async () => {
