@@ -3,12 +3,13 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { createFleet, type Fleet } from '../../src/index.js';
+import { createFleet, type Fleet, type FleetOptions } from '../../src/index.js';
 import { buildDemoServer } from '../fixtures/demo-server.js';
 import { initBody, rawPost } from '../helpers/mcp-client.js';
 import { scanKeys, TestRedis } from '../helpers/redis-server.js';
 import { RedisKeys } from '../../src/redis/keys.js';
 import { TcpCounter } from '../helpers/tcp-counter.js';
+import { waitFor } from '../helpers/wait.js';
 
 async function serve(fleet: Fleet): Promise<{ url: string; server: Server }> {
   const server = createServer(fleet.handler);
@@ -50,11 +51,26 @@ describe('Redis round trips per warm request', () => {
     await redis.stop();
   });
 
-  const budgetFleet = (mode: 'json' | 'sse', extra: Partial<Parameters<typeof createFleet>[0]> = {}) =>
-    createFleet({
+  interface Warm {
+    fleet: Fleet;
+    url: string;
+    sid: string;
+    headers: Record<string, string>;
+    db: ReturnType<TestRedis['client']>;
+    keyPrefix: string;
+  }
+
+  /** A fleet behind the counter with one session that answered a call; cleaned up after `body`. */
+  async function withWarmSession(
+    mode: 'json' | 'sse',
+    extra: Partial<FleetOptions>,
+    body: (w: Warm) => Promise<void>,
+  ): Promise<void> {
+    const keyPrefix = TestRedis.prefix();
+    const fleet = createFleet({
       server: (ctx) => buildDemoServer(ctx),
       redis: `redis://127.0.0.1:${counter.port}`,
-      keyPrefix: TestRedis.prefix(),
+      keyPrefix,
       jsonResponse: mode === 'json',
       // No heartbeat may fall into the measured window: it would be counted as the request's.
       streamHeartbeatMs: 600_000,
@@ -62,15 +78,23 @@ describe('Redis round trips per warm request', () => {
       instanceTtlMs: 1_800_000,
       ...extra,
     });
+    const { url, server } = await serve(fleet);
+    const db = redis.client();
+    try {
+      const sid = await initialize(url);
+      const headers = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
+      assert.equal((await rawPost(url, echo(1), headers)).status, 200); // warm now
+      await body({ fleet, url, sid, headers, db, keyPrefix });
+    } finally {
+      db.disconnect();
+      await fleet.close();
+      server.close();
+    }
+  }
 
   for (const mode of ['json', 'sse'] as const) {
     it(`${mode} answer: a warm request on its owner costs ${mode === 'json' ? 'no round trip' : 'one round trip, the event-log append'}`, async () => {
-      const fleet = budgetFleet(mode);
-      const { url, server } = await serve(fleet);
-      try {
-        const sid = await initialize(url);
-        const headers = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
-        assert.equal((await rawPost(url, echo(1), headers)).status, 200); // warm now
+      await withWarmSession(mode, {}, async ({ url, headers }) => {
         await new Promise((r) => setTimeout(r, 100)); // let fire-and-forget work settle
         counter.reset();
         const r = await rawPost(url, echo(2), headers);
@@ -82,23 +106,13 @@ describe('Redis round trips per warm request', () => {
         // token (fresh heartbeat, bus subscribed, connection not dropped since): no TTL refresh now.
         // SSE: appending the response to the stream's event log, before the client sees it.
         assert.equal(trips, mode === 'json' ? 0 : 1, `round trips: ${trips}: ${counter.commandsSent()}`);
-      } finally {
-        await fleet.close();
-        server.close();
-      }
+      });
     });
   }
 
   it('the TTL refresh (with the ownership check) comes back at least every tenth of the idle TTL', async () => {
     // Idle TTL 3 s: a check serves the requests of the next 300 ms.
-    const keyPrefix = TestRedis.prefix();
-    const fleet = budgetFleet('json', { sessionTtlMs: 3000, keyPrefix });
-    const { url, server } = await serve(fleet);
-    const db = redis.client();
-    try {
-      const sid = await initialize(url);
-      const headers = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
-      assert.equal((await rawPost(url, echo(1), headers)).status, 200);
+    await withWarmSession('json', { sessionTtlMs: 3000 }, async ({ url, sid, headers, db, keyPrefix }) => {
       let free = 0;
       let refreshed = 0;
       const started = Date.now();
@@ -113,28 +127,14 @@ describe('Redis round trips per warm request', () => {
       }
       assert.ok(free > 0, 'requests between two checks cost no round trip');
       assert.ok((await db.pttl(new RedisKeys(keyPrefix).session(sid))) > 2000);
-    } finally {
-      db.disconnect();
-      await fleet.close();
-      server.close();
-    }
+    });
   });
 
   it('after the store connection dropped, the next request checks the store again', async () => {
-    const fleet = budgetFleet('json');
-    const { url, server } = await serve(fleet);
-    const db = redis.client();
-    try {
-      const sid = await initialize(url);
-      const headers = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
-      assert.equal((await rawPost(url, echo(1), headers)).status, 200);
+    await withWarmSession('json', {}, async ({ fleet, url, headers, db }) => {
       // The command connection only (the subscriber is of type pubsub): Redis may have restarted.
       await db.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
-      const started = Date.now();
-      while (!(await fleet.ready())) {
-        assert.ok(Date.now() - started < 5000, 'reconnected');
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await waitFor('the fleet to reconnect', () => fleet.ready(), 5000);
       counter.reset();
       assert.equal((await rawPost(url, echo(2), headers)).status, 200);
       assert.equal(
@@ -145,11 +145,7 @@ describe('Redis round trips per warm request', () => {
       counter.reset();
       assert.equal((await rawPost(url, echo(3), headers)).status, 200);
       assert.equal(counter.commandRequests(), 0, `and then none: ${counter.commandsSent()}`);
-    } finally {
-      db.disconnect();
-      await fleet.close();
-      server.close();
-    }
+    });
   });
 });
 
