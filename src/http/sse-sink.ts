@@ -131,6 +131,17 @@ export class SseSink implements ClientConnection {
     this.close();
   }
 
+  /** {@inheritDoc ClientConnection.finished} */
+  finished(): void {
+    if (this.closed) return;
+    if (this.res.headersSent) {
+      this.close();
+      return;
+    }
+    this.finish();
+    this.res.writeHead(204, this.opts.headers).end();
+  }
+
   /**
    * Closes the connection without ending the stream, after a `retry` hint, so the client resumes
    * (SSE polling, draining an instance).

@@ -444,6 +444,7 @@ export class SessionService {
       return;
     }
     const held = await this.deps.router.resume(sessionId, streamId, seq, connection, producer);
+    if (!held) return; // the stream had ended, and the client has all of it
     if (producer === undefined) {
       this.announceStandalone(sessionId, seen);
       return;

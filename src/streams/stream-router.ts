@@ -4,6 +4,7 @@ import { FleetError, asError } from '../errors.js';
 import type { EventLog } from '../events/event-log.js';
 import type { StreamRegistry } from '../store/stream-registry.js';
 import { encodeEventId, STANDALONE_STREAM_ID } from '../transport/event-id.js';
+import { END_MARKER } from '../transport/outbound-stream.js';
 import type { ClientConnection } from '../transport/connection.js';
 import { HeldStream } from './held-stream.js';
 
@@ -135,11 +136,20 @@ export class StreamRouter {
     afterSeq: number,
     connection: ClientConnection,
     producer: string | undefined,
-  ): Promise<HeldStream> {
+  ): Promise<HeldStream | undefined> {
     if (!this.deps.log) throw new FleetError('EVENT_ID_MALFORMED', 'Bad Request: streams are not resumable');
     // A cursor beyond what the log holds is not this stream's (or its log expired): 404.
-    if (afterSeq > (await this.deps.log.lastSeq(sessionId, streamId))) {
-      throw new FleetError('SESSION_NOT_FOUND', 'Unknown stream');
+    const last = await this.deps.log.lastSeq(sessionId, streamId);
+    if (afterSeq > last) throw new FleetError('SESSION_NOT_FOUND', 'Unknown stream');
+    // A POST stream that ended, resumed after its last event or at its end: nothing will come. Say so
+    // (204) rather than open a stream that ends at once: the SDK client reconnects after such a
+    // stream (without Last-Event-ID when it carried no event) and loops, or 409s as a second GET.
+    if (producer !== undefined && last > 0 && afterSeq >= last - 1 && connection.finished) {
+      const [final] = await this.deps.log.readAfter(sessionId, streamId, last - 1);
+      if (final?.seq === last && final.data === END_MARKER) {
+        connection.finished();
+        return undefined;
+      }
     }
     const held = await this.hold(sessionId, streamId, connection, afterSeq);
     connection.open();

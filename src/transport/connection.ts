@@ -11,6 +11,12 @@ export interface ClientConnection extends StreamSink {
   readonly opened: boolean;
   /** Closes the connection without ending the stream, after a `retry` hint: the client resumes. */
   disconnect(retryMs?: number): void;
+  /**
+   * Answers that the stream has ended and the client has all of it: no stream at all (HTTP 204, which
+   * tells an SSE client not to reconnect), or just the end when the head went out already. Optional:
+   * only a resumption can find its stream over.
+   */
+  finished?(): void;
   /** Runs `fn` once when the connection closes (at once if it has). */
   onceClosed(fn: () => void): void;
   /**

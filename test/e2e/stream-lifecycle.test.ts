@@ -114,6 +114,15 @@ describe('standalone stream lifecycle (embedded)', () => {
       assert.equal(end?.id, `${ids[1]!.split('.')[0]}.2`);
       assert.equal(end?.data, '');
       assert.equal(await reader.next(), undefined);
+      // Resuming where it ended (after its last answer, or at its end): nothing more will come. 204 is
+      // the SSE way of saying "do not reconnect": the SDK client (1.32) reconnects after a stream
+      // that ended without a result (an error answer, or no event at all: then without Last-Event-ID,
+      // as a second GET stream that gets a 409), but reads no stream from a 204.
+      for (const lastEventId of [ids[1]!, end!.id!]) {
+        const done = await fetch(url, { headers: { ...h, 'last-event-id': lastEventId } });
+        assert.equal(done.status, 204, lastEventId);
+        assert.equal(await done.text(), '');
+      }
     } finally {
       await fleet.close();
       server.close();
