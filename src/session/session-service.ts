@@ -94,6 +94,15 @@ export interface PostInput {
 /** Where a session's messages go right now. */
 type Route = { kind: 'local'; copy: LiveSession } | { kind: 'remote'; seen: OwnershipOf };
 
+/** A session's owner elsewhere as the store named it (see `SessionService.knownRoute`). */
+interface KnownRoute {
+  seen: OwnershipOf;
+  principal: string;
+  /** When the store check began, ms since the epoch, and the ownership token then. */
+  at: number;
+  token: number;
+}
+
 /** What the {@link SessionService} is built from (the composition root wires it). */
 export interface SessionServiceDeps {
   options: ResolvedOptions;
@@ -140,6 +149,11 @@ export class SessionService {
   private inFlight = 0;
   /** Session recoveries per principal in the current minute (`recoverSessions`). */
   private readonly recoveries = new LRUCache<string, { since: number; n: number }>({ max: 10_000 });
+  /**
+   * Sessions owned elsewhere that a POST here found recently (the owner it was forwarded to), so the
+   * next POSTs forward without asking the store first: see {@link knownRoute}.
+   */
+  private readonly routes = new LRUCache<string, KnownRoute>({ max: 10_000 });
   private idleWaiters: Array<() => void> = [];
   private readonly dispatchContext: DispatchContext;
 
@@ -219,7 +233,9 @@ export class SessionService {
 
   async post(input: PostInput, responder: PostResponder): Promise<void> {
     const { sessionId, principal } = input;
-    let route = await this.resolve(sessionId, principal.id, 'streamable-http', input.protocolVersion);
+    let route =
+      this.knownRoute(sessionId, principal.id) ??
+      (await this.resolve(sessionId, principal.id, 'streamable-http', input.protocolVersion));
     const answers = input.messages.filter((m) => isAnswer(m));
     const messages = answers.length === 0 ? input.messages : input.messages.filter((m) => !isAnswer(m));
     for (const a of answers) this.routeAnswer(sessionId, a);
@@ -282,6 +298,8 @@ export class SessionService {
         claim = true;
       }
       const outcome = await this.forwardPost(target, seen, claim, input, messages, requestIds, responder);
+      // The owner moved, went away or lost the session: the next POST asks the store again.
+      if (outcome.kind !== 'accepted') this.routes.delete(sessionId);
       switch (outcome.kind) {
         case 'accepted':
           this.deps.metrics.routed('forwarded');
@@ -504,6 +522,7 @@ export class SessionService {
     const record = local?.record ?? (await this.deps.store.load(sessionId, principal.id));
     if (!record || record.principal !== principal.id || record.transport !== 'streamable-http')
       throw notFound();
+    this.routes.delete(sessionId);
     if (!(await this.deps.store.delete(sessionId))) throw notFound();
     this.deps.copies.drop(sessionId, 'deleted');
     this.deps.router.dropSession(sessionId);
@@ -821,6 +840,7 @@ export class SessionService {
 
   /** Bus handler of `deleted`: drop everything of the session here. */
   onDeleted(msg: BusMessageOf<'deleted'>): void {
+    this.routes.delete(msg.sid);
     if (msg.from === this.me) return;
     const copy = this.deps.copies.get(msg.sid);
     if (copy?.record.transport === 'sse') void this.endLegacy(copy, 'deleted', 'deleted elsewhere');
@@ -1005,9 +1025,42 @@ export class SessionService {
       return { kind: 'remote', seen: now };
     }
     // Not owned here: the ownership is all this instance needs (and the principal and transport).
+    const token = this.deps.ownership.uncheckedToken();
+    const at = Date.now();
     const state = await this.deps.store.touch(sessionId, principal);
-    if (!state || state.transport !== kind) throw notFound();
-    return { kind: 'remote', seen: { owner: state.owner, epoch: state.epoch } };
+    if (!state || state.transport !== kind) {
+      this.routes.delete(sessionId);
+      throw notFound();
+    }
+    const seen = { owner: state.owner, epoch: state.epoch };
+    if (kind === 'streamable-http' && seen.owner !== '' && seen.owner !== this.me && token !== undefined) {
+      this.routes.set(sessionId, { seen, principal, at, token });
+    }
+    return { kind: 'remote', seen };
+  }
+
+  /**
+   * The owner of a session owned elsewhere, as a POST here found it in the store (TTL refreshed,
+   * principal checked) less than {@link recheckMs} ago under the same ownership token: forwarded to
+   * without asking again. Safe when stale: the owner checks the session against its own copy
+   * (`handle` carries the epoch seen), and anything but an accepted forward drops the entry and asks
+   * the store; a `deleted` broadcast drops it too. The store is asked again at least every
+   * `recheckMs`, which keeps the session's TTL refreshed.
+   */
+  private knownRoute(sessionId: string, principal: string): Route | undefined {
+    const known = this.routes.get(sessionId);
+    if (!known) return undefined;
+    const token = this.deps.ownership.uncheckedToken();
+    if (
+      known.principal !== principal ||
+      token !== known.token ||
+      Date.now() - known.at >= this.recheckMs ||
+      this.deps.copies.get(sessionId) // a copy here now (claimed): its own check applies
+    ) {
+      this.routes.delete(sessionId);
+      return undefined;
+    }
+    return { kind: 'remote', seen: known.seen };
   }
 
   /**
