@@ -3,31 +3,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { createFleet, type Fleet, type Logger } from '../../src/index.js';
+import { createFleet, type Fleet } from '../../src/index.js';
 import { TestRedis } from '../helpers/redis-server.js';
 import { waitFor } from '../helpers/wait.js';
-
-interface Line {
-  level: 'debug' | 'info' | 'warn' | 'error';
-  msg: string;
-}
-
-/** A Logger that keeps what it is told. */
-function recordingLogger(lines: Line[]): Logger {
-  const at =
-    (level: Line['level']) =>
-    (_obj: object, msg?: string): void => {
-      lines.push({ level, msg: msg ?? '' });
-    };
-  const logger: Logger = {
-    debug: at('debug'),
-    info: at('info'),
-    warn: at('warn'),
-    error: at('error'),
-    child: () => logger,
-  };
-  return logger;
-}
+import { recordingLogger, type Line } from '../helpers/recording-logger.js';
 
 describe('Redis outage log lines', () => {
   let redis: TestRedis;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { FleetError } from '../../src/errors.js';
 import { describeRedis, isOutageError, logRedisOutages } from '../../src/redis/connection-log.js';
-import type { Logger } from '../../src/index.js';
+import { recordingLogger, type Line } from '../helpers/recording-logger.js';
 
 describe('describeRedis', () => {
   it('names where a client connects, never its credentials', () => {
@@ -40,26 +40,20 @@ describe('isOutageError', () => {
 
 describe('logRedisOutages', () => {
   it('a call failing before the client reports the closed connection starts the one outage line', () => {
-    const lines: string[] = [];
-    const log = (level: string) => (_o: object, msg?: string) => lines.push(`${level} ${msg ?? ''}`);
-    const logger: Logger = {
-      debug: log('debug'),
-      info: log('info'),
-      warn: log('warn'),
-      error: log('error'),
-      child: () => logger,
-    };
+    const told: Line[] = [];
+    const logger = recordingLogger(told);
+    const lines = () => told.map((l) => `${l.level} ${l.msg}`);
     // Never connected: its status is not 'ready', as a client whose socket just dropped.
     const client = new Redis('redis://127.0.0.1:1/0', { lazyConnect: true });
     const watch = logRedisOutages(client, logger, () => false);
     try {
       assert.equal(watch.covers(new Error('malformed bus message (x): invalid')), false, 'not an outage');
-      assert.deepEqual(lines, []);
+      assert.deepEqual(lines(), []);
       const failed = new Error('instance heartbeat failed', { cause: new Error('Connection is closed.') });
       assert.equal(watch.covers(failed), true);
       assert.equal(watch.covers(failed), true);
       client.emit('close');
-      assert.deepEqual(lines, [
+      assert.deepEqual(lines(), [
         'warn Redis unreachable at redis://127.0.0.1:1/0: Connection is closed.; requests answer 503 until it is back',
       ]);
       assert.equal(watch.down, true);
