@@ -80,17 +80,13 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   }
   // One line when Redis goes away and one when it is back (not one per reconnection attempt).
   const outage = redis ? logRedisOutages(redis, logger, () => closing !== undefined) : undefined;
-  if (redis) {
-    // A dropped connection may mean a restarted or failed-over Redis that lost records: the copies
-    // here check the store again before acting as owners (Ownership.uncheckedToken). On a Cluster one
-    // node's connection can drop while the client stays up.
-    const disrupted = () => late.owner?.disrupted();
-    redis.on('close', disrupted);
-    if (connection?.topology === 'cluster') {
-      redis.on('-node', disrupted);
-      redis.on('node error', disrupted);
-    }
-  }
+  // A dropped connection may mean a restarted or failed-over Redis that lost records: the copies
+  // here check the store again before acting as owners (Ownership.uncheckedToken). On a Cluster one
+  // node's connection can drop while the client stays up. Removed on close: the client may be the
+  // caller's and outlive the fleet.
+  const drops = connection?.topology === 'cluster' ? ['close', '-node', 'node error'] : ['close'];
+  const disrupted = () => late.owner?.disrupted();
+  for (const event of drops) redis?.on(event, disrupted);
   // Non-fatal problems of every part: one warn line, with the session id where there is one; while a
   // Redis outage is logged, its repeats (every part's failed calls, reconnection attempts) are debug.
   const report = (err: unknown, sessionId?: string) =>
@@ -435,6 +431,8 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
             instances.close(),
           ]);
           outage?.stop();
+          gate?.stop();
+          for (const event of drops) redis?.off(event, disrupted);
           if (connection?.owned) connection.client.disconnect();
         }
       })();

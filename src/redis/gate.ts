@@ -24,11 +24,18 @@ export class StoreGate {
     private readonly timeoutMs: number,
   ) {
     this.everReady = client.status === 'ready';
-    client.on('ready', () => {
-      this.everReady = true;
-      for (const w of this.waiters) w();
-      this.waiters.clear();
-    });
+    client.on('ready', this.onReady);
+  }
+
+  private readonly onReady = (): void => {
+    this.everReady = true;
+    for (const w of this.waiters) w();
+    this.waiters.clear();
+  };
+
+  /** Removes the listener (the client may be the caller's and outlive the fleet). */
+  stop(): void {
+    this.client.off('ready', this.onReady);
   }
 
   admit(): Promise<void> {

@@ -76,3 +76,28 @@ describe('Redis outage log lines', () => {
     );
   });
 });
+
+describe("the caller's Redis client", () => {
+  it('keeps no listener of a closed fleet (the client outlives it)', async () => {
+    const redis = await TestRedis.start();
+    const client = redis.client();
+    try {
+      const events = ['close', 'error', 'ready', 'end', 'reconnecting'];
+      const counts = () => events.map((e) => client.listenerCount(e));
+      const before = counts();
+      const fleet = createFleet({
+        server: () => new McpServer({ name: 'listeners', version: '1.0.0' }),
+        redis: client,
+        keyPrefix: TestRedis.prefix(),
+      });
+      await waitFor('the fleet to be ready', () => fleet.ready());
+      assert.ok(client.listenerCount('close') > before[0]!, 'the fleet listens while it runs');
+      await fleet.close();
+      assert.deepEqual(counts(), before);
+      assert.equal(await client.ping(), 'PONG', 'the client is still the caller’s, open');
+    } finally {
+      client.disconnect();
+      await redis.stop();
+    }
+  });
+});
