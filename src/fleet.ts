@@ -393,8 +393,9 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
       };
     },
     async ready(): Promise<boolean> {
-      // Not ready until subscribed: answers and forwarded messages for this instance would be lost.
-      if (closing || !bus.isUp()) return false;
+      // Not ready until subscribed (answers and forwarded messages for this instance would be lost)
+      // and listed in the instance registry (the others could not tell it alive).
+      if (closing || !bus.isUp() || !owner.listed) return false;
       try {
         await store.ping();
         return true;

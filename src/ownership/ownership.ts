@@ -91,6 +91,11 @@ export class Ownership {
     await this.beat();
   }
 
+  /** Whether a heartbeat of this instance has reached the store: the others can see it alive. */
+  get listed(): boolean {
+    return Number.isFinite(this.lastBeatOk);
+  }
+
   /** The epoch at which this instance owns `sessionId`, if it does. */
   epochOf(sessionId: string): number | undefined {
     return this.owned.get(sessionId);
