@@ -28,6 +28,7 @@ import {
 import { signToken } from '../../app/auth.js';
 import { freePort } from '../helpers/free-port.js';
 import { textOf } from '../helpers/mcp-client.js';
+import { waitFor } from '../helpers/wait.js';
 import { TestRedis } from '../helpers/redis-server.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -425,7 +426,11 @@ describe("the reference server's production tree (what the Dockerfile ships)", (
       assert.deepEqual(result.structuredContent, { result: 5 });
       const health = textOf(await client.callTool({ name: 'health_check', arguments: {} }));
       assert.equal((JSON.parse(health) as { server_id: string }).server_id, 'prod-tree-1');
-      assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
+      // Ready once subscribed and listed in the instance registry (its first heartbeat, one round trip
+      // after the subscription): the session may have been served just before.
+      const readyz = async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status;
+      await waitFor('/readyz 200', async () => (await readyz()) === 200, 10_000);
+      assert.equal(await readyz(), 200);
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       assert.match(metrics, /^mcp_fleet_owned_sessions 1$/m);
       const cli = spawnSync(process.execPath, ['node_modules/.bin/mcp-fleet', 'stats', '--json'], {
