@@ -12,7 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { TestRedis } from '../test/helpers/redis-server.js';
 import './lib/child.js'; // Ctrl-C cleanup (redis-server)
 import { HttpClient, openSessions, timedEcho } from './lib/client.js';
-import { MODES, startFleet, type Mode } from './lib/servers.js';
+import { MODES, standaloneContext, startFleet, type Mode } from './lib/servers.js';
+import { buildDemoServer } from '../test/fixtures/demo-server.js';
 import { ascending, fixed, mean, percentile, printEnvironment, printTable, ratio } from './lib/stats.js';
 
 const N = Number(process.env.BENCH_SESSIONS ?? 500);
@@ -22,6 +23,8 @@ interface Result {
   mode: Mode;
   cold: number[];
   warm: number[];
+  /** The server factory alone (what the cold request runs and a warm one does not), same process. */
+  factory: number[];
 }
 
 async function benchMode(mode: Mode, redis: TestRedis): Promise<Result> {
@@ -39,12 +42,16 @@ async function benchMode(mode: Mode, redis: TestRedis): Promise<Result> {
       await a.close();
       const cold: number[] = [];
       const warm: number[] = [];
+      const factory: number[] = [];
       let id = 0;
       for (const s of sessions) {
         cold.push(await timedEcho(onB, s, ++id));
         warm.push(await timedEcho(onB, s, ++id));
+        const t0 = performance.now();
+        await buildDemoServer(standaloneContext(s)).close();
+        factory.push(performance.now() - t0);
       }
-      return { cold, warm };
+      return { cold, warm, factory };
     };
     await pass(WARMUP); // JIT of both paths
     const measured = await pass(N);
@@ -73,8 +80,17 @@ try {
 }
 console.log();
 printTable(
-  ['mode', 'cold p50 ms', 'cold p99 ms', 'warm p50 ms', 'warm p99 ms', 'cold/warm p50', 'cold/warm mean'],
-  results.map(({ mode, cold, warm }) => {
+  [
+    'mode',
+    'cold p50 ms',
+    'cold p99 ms',
+    'warm p50 ms',
+    'warm p99 ms',
+    'factory p50 ms',
+    'cold/warm p50',
+    'cold/warm mean',
+  ],
+  results.map(({ mode, cold, warm, factory }) => {
     const c = ascending(cold);
     const w = ascending(warm);
     return [
@@ -83,6 +99,7 @@ printTable(
       fixed(percentile(c, 99)),
       fixed(percentile(w, 50)),
       fixed(percentile(w, 99)),
+      fixed(percentile(ascending(factory), 50)),
       ratio(percentile(c, 50), percentile(w, 50)),
       ratio(mean(cold), mean(warm)),
     ];
@@ -90,5 +107,7 @@ printTable(
 );
 console.log(
   `\ncold/warm: how many warm requests' time the first request of a session on a new owner costs ` +
-    `(Redis load + claim + server factory + handshake replay). Took ${((Date.now() - started) / 1000).toFixed(1)} s.`,
+    `(one round trip to refresh and claim it, the server factory, the handshake replay). factory: ` +
+    `building the bench's McpServer (three tools) and closing it, timed alone in the same process: ` +
+    `user code that every new owner runs. Took ${((Date.now() - started) / 1000).toFixed(1)} s.`,
 );

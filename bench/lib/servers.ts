@@ -46,7 +46,7 @@ export interface BenchServer {
 }
 
 /** The demo server's context outside mcp-fleet (the echo tool never reads it). */
-function standaloneContext(sessionId: string): SessionContext {
+export function standaloneContext(sessionId: string): SessionContext {
   const unsupported = () => Promise.reject(new Error('no session data in the baseline'));
   return {
     era: 'legacy',

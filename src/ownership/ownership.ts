@@ -7,6 +7,7 @@ import type {
   Ownership as OwnershipOf,
   ReleaseReason,
   SessionStore,
+  TouchOrClaimOutcome,
 } from '../store/session-store.js';
 
 /** Why this instance lost a session it owned. */
@@ -124,6 +125,16 @@ export class Ownership {
   async claim(sessionId: string, expected: OwnershipOf, principal?: string): Promise<ClaimOutcome> {
     const outcome = await this.deps.store.claim(sessionId, this.deps.instanceId, expected, principal);
     if (outcome.status === 'claimed') this.owned.set(sessionId, outcome.record.epoch);
+    return outcome;
+  }
+
+  /**
+   * Refreshes a session's TTL and, when it has no owner, claims it in the same step
+   * ({@link SessionStore.touchOrClaim}). When claimed, this instance owns it at the record's epoch.
+   */
+  async touchOrClaim(sessionId: string, principal: string): Promise<TouchOrClaimOutcome | undefined> {
+    const outcome = await this.deps.store.touchOrClaim(sessionId, principal, this.deps.instanceId);
+    if (outcome?.status === 'claimed') this.owned.set(sessionId, outcome.record.epoch);
     return outcome;
   }
 

@@ -74,6 +74,15 @@ export class RedisKeys {
     return `${this.base(sessionId)}:holder:${streamId}`;
   }
 
+  /**
+   * The holder record of a session's standalone `GET` stream (stream id `standalone`, as
+   * `STANDALONE_STREAM_ID` in transport/event-id.ts; a unit test keeps the two equal): the claim
+   * scripts read it in their step.
+   */
+  standaloneHolder(sessionId: string): string {
+    return this.holder(sessionId, 'standalone');
+  }
+
   /** Sorted set of one shard's live session ids, score = expiry (ms). Kept by the session scripts. */
   sessionIndex(shard: number): string {
     return `${this.prefix}${this.shardTag(shard)}:sessions`;

@@ -13,7 +13,14 @@ import type { Logger } from '../logger.js';
 import type { FleetMetrics } from '../metrics.js';
 import type { Ownership } from '../ownership/ownership.js';
 import { newSessionId } from '../session-id.js';
-import type { Fence, Ownership as OwnershipOf, SessionRecord, SessionStore } from '../store/session-store.js';
+import type {
+  ClaimOutcome,
+  Fence,
+  Ownership as OwnershipOf,
+  SessionRecord,
+  SessionState,
+  SessionStore,
+} from '../store/session-store.js';
 import type { StreamRegistry } from '../store/stream-registry.js';
 import type { StreamRouter } from '../streams/stream-router.js';
 import { RemoteSink } from '../streams/remote-sink.js';
@@ -252,22 +259,76 @@ export class Copies {
     const outcome = await this.deps.ownership.claim(sessionId, seen, principal);
     if (outcome.status === 'gone') throw notFound();
     if (outcome.status === 'taken') return undefined;
+    return this.adopt(outcome, seen.owner !== '', at, token);
+  }
+
+  /**
+   * For a request at an instance with no copy of the session: refreshes its TTL and, when it has no
+   * owner, claims and hydrates it here, in one store round trip ({@link SessionStore.touchOrClaim}).
+   * Resolves to the new copy, or to the session's state when somebody owns it (maybe this instance,
+   * through a claim still hydrating: {@link claim} joins that one). Undefined when it is gone.
+   */
+  async touchOrClaim(
+    sessionId: string,
+    principal: string,
+  ): Promise<{ copy: LiveSession } | { state: SessionState } | undefined> {
+    this.assertOpen();
+    const pending = this.claiming.get(sessionId);
+    if (pending) {
+      const copy = await pending;
+      if (copy && copy.record.principal !== principal) throw notFound();
+      if (copy) return { copy };
+    }
+    let state: SessionState | undefined;
+    const claimed = (async () => {
+      const token = this.deps.ownership.uncheckedToken();
+      const at = Date.now();
+      const outcome = await this.deps.ownership.touchOrClaim(sessionId, principal);
+      if (outcome?.status !== 'claimed') {
+        state = outcome?.state;
+        return undefined;
+      }
+      return this.adopt(outcome, false, at, token);
+    })().finally(() => {
+      if (this.claiming.get(sessionId) === claimed) this.claiming.delete(sessionId);
+    });
+    // A concurrent request for the session here waits for this one rather than claiming too.
+    this.claiming.set(sessionId, claimed);
+    const copy = await claimed;
+    if (copy) return { copy };
+    return state && { state };
+  }
+
+  /**
+   * The claim of a session being built here, if one is under way (settles once the copy is live, or
+   * undefined when the claim found another owner or failed).
+   */
+  whenClaimed(sessionId: string): Promise<LiveSession | undefined> | undefined {
+    return this.claiming.get(sessionId)?.catch(() => undefined);
+  }
+
+  /** Hydrates the copy of a session this instance just claimed (`failover`: from a dead or frozen owner). */
+  private async adopt(
+    outcome: Extract<ClaimOutcome, { status: 'claimed' }>,
+    failover: boolean,
+    at: number,
+    token: number | undefined,
+  ): Promise<LiveSession> {
     const { record } = outcome;
-    const origin: SessionOrigin =
-      seen.owner !== ''
-        ? 'failover'
-        : record.released === 'eviction' || record.released === 'recovered'
-          ? record.released
-          : 'handoff';
+    const origin: SessionOrigin = failover
+      ? 'failover'
+      : record.released === 'eviction' || record.released === 'recovered'
+        ? record.released
+        : 'handoff';
     this.deps.metrics.ownershipChange(origin === 'failover' ? 'failover' : 'claimed');
     try {
-      const copy = await this.deps.metrics.hydration(this.hydrate(record, origin));
+      const copy = await this.deps.metrics.hydration(this.hydrate(record, origin, outcome.standaloneHolder));
       // The claim was a check too: owned here at this epoch, TTL refreshed.
       copy.checked(at, token);
       return copy;
     } catch (err) {
       // Could not rebuild it here: give the session back so the next request can try elsewhere.
-      await this.deps.ownership.release(sessionId, 'eviction').catch(() => false);
+      await this.deps.ownership.release(record.id, 'eviction').catch(() => false);
       throw err;
     }
   }
@@ -278,7 +339,11 @@ export class Copies {
    * capabilities, info and protocol version only inside its initialize handler — then
    * `notifications/initialized` (if the client sent it), the logging level and the subscriptions.
    */
-  private async hydrate(record: SessionRecord, origin: SessionOrigin): Promise<LiveSession> {
+  private async hydrate(
+    record: SessionRecord,
+    origin: SessionOrigin,
+    standaloneHolder: string | null | undefined,
+  ): Promise<LiveSession> {
     const copy = await this.build(record, record.epoch, origin);
     const transport = copy.transport as FleetTransport;
     try {
@@ -300,8 +365,13 @@ export class Copies {
       for (const uri of record.subscriptions ?? []) {
         await transport.call({ jsonrpc: '2.0', method: 'resources/subscribe', params: { uri } });
       }
-      const holder = await this.deps.registry.get(record.id, STANDALONE_STREAM_ID);
-      this.attachStandalone(copy, holder?.instanceId);
+      // Read with the claim when the store can (an `attach` sent since then waits for this copy:
+      // `whenClaimed`), else now.
+      const holder =
+        standaloneHolder !== undefined
+          ? (standaloneHolder ?? undefined)
+          : (await this.deps.registry.get(record.id, STANDALONE_STREAM_ID))?.instanceId;
+      this.attachStandalone(copy, holder);
     } catch (err) {
       await this.closeQuietly(copy, 'shutdown');
       throw err;

@@ -17,6 +17,7 @@ import { newSessionId } from '../session-id.js';
 import type {
   Ownership as OwnershipOf,
   SessionRecord,
+  SessionState as StoredState,
   SessionStore,
   TransportKind,
 } from '../store/session-store.js';
@@ -235,7 +236,13 @@ export class SessionService {
     const { sessionId, principal } = input;
     let route =
       this.knownRoute(sessionId, principal.id) ??
-      (await this.resolve(sessionId, principal.id, 'streamable-http', input.protocolVersion));
+      (await this.resolve(
+        sessionId,
+        principal.id,
+        'streamable-http',
+        input.protocolVersion,
+        this.claimsHere,
+      ));
     const answers = input.messages.filter((m) => isAnswer(m));
     const messages = answers.length === 0 ? input.messages : input.messages.filter((m) => !isAnswer(m));
     for (const a of answers) this.routeAnswer(sessionId, a);
@@ -805,7 +812,12 @@ export class SessionService {
   /** Bus handler of `attach`: the session's standalone stream is held by `holder` now. */
   onAttach(msg: BusMessageOf<'attach'>): void {
     const copy = this.deps.copies.get(msg.sid);
-    if (!copy?.standalone) return;
+    if (!copy) {
+      // Claimed here and still being built (its holder was read with the claim): applied once live.
+      void this.deps.copies.whenClaimed(msg.sid)?.then((claimed) => claimed && this.onAttach(msg));
+      return;
+    }
+    if (!copy.standalone) return;
     this.deps.copies.attachStandalone(copy, msg.holder);
     void this.deps.bus
       .send(msg.holder, { t: 'wake', sid: msg.sid, streamId: STANDALONE_STREAM_ID })
@@ -815,8 +827,12 @@ export class SessionService {
   /** Bus handler of `detach`: the standalone stream held by `holder` closed. */
   onDetach(msg: BusMessageOf<'detach'>): void {
     const copy = this.deps.copies.get(msg.sid);
-    const sink = copy?.standalone?.currentSink;
-    if (copy && sink instanceof RemoteSink && sink.holder === msg.holder) copy.standalone!.detach(sink);
+    if (!copy) {
+      void this.deps.copies.whenClaimed(msg.sid)?.then((claimed) => claimed && this.onDetach(msg));
+      return;
+    }
+    const sink = copy.standalone?.currentSink;
+    if (sink instanceof RemoteSink && sink.holder === msg.holder) copy.standalone!.detach(sink);
   }
 
   /** Bus handler of `ping`: which of these streams this instance no longer produces. */
@@ -919,11 +935,6 @@ export class SessionService {
   }
 
   /**
-   * Finds where a session's messages go, with one store round trip that also refreshes its TTL and
-   * checks the principal: the copy here (leased: the caller must `unlease` it) when this instance
-   * owns it, else the ownership the store has. Another principal's session is not found.
-   */
-  /**
    * {@link resolveOnce}; with `recoverAs` (a Streamable HTTP request's protocol version) and
    * `recoverSessions` on, a session the store does not know is re-created under its id first.
    */
@@ -932,15 +943,25 @@ export class SessionService {
     principal: string,
     kind: TransportKind,
     recoverAs?: string,
+    claim = false,
   ): Promise<Route> {
     try {
-      return await this.resolveOnce(sessionId, principal, kind);
+      return await this.resolveOnce(sessionId, principal, kind, claim);
     } catch (err) {
       const notFound = err instanceof FleetError && err.code === 'SESSION_NOT_FOUND';
       if (!notFound || recoverAs === undefined || kind !== 'streamable-http') throw err;
       if (!(await this.recover(sessionId, principal, recoverAs))) throw err;
-      return this.resolveOnce(sessionId, principal, kind);
+      return this.resolveOnce(sessionId, principal, kind, claim);
     }
+  }
+
+  /**
+   * Whether a request here claims a session it finds without an owner, in the same store round trip
+   * that finds it (`resolveOnce`'s `claim`). Not while draining (a peer claims it instead) nor with
+   * rebalancing on (a less loaded peer may be the place: `post` asks `placeFor` first).
+   */
+  private get claimsHere(): boolean {
+    return !this.draining && this.deps.placeFor === undefined;
   }
 
   /**
@@ -994,7 +1015,19 @@ export class SessionService {
     return true;
   }
 
-  private async resolveOnce(sessionId: string, principal: string, kind: TransportKind): Promise<Route> {
+  /**
+   * Finds where a session's messages go, with one store round trip that also refreshes its TTL and
+   * checks the principal: the copy here (leased: the caller must `unlease` it) when this instance
+   * owns it, else the ownership the store has. Another principal's session is not found. With
+   * `claim`, a Streamable HTTP session without an owner is claimed and hydrated here in that same
+   * round trip.
+   */
+  private async resolveOnce(
+    sessionId: string,
+    principal: string,
+    kind: TransportKind,
+    claim = false,
+  ): Promise<Route> {
     const copy = this.deps.copies.get(sessionId);
     if (copy) {
       if (copy.record.principal !== principal || copy.record.transport !== kind) throw notFound();
@@ -1027,7 +1060,14 @@ export class SessionService {
     // Not owned here: the ownership is all this instance needs (and the principal and transport).
     const token = this.deps.ownership.uncheckedToken();
     const at = Date.now();
-    const state = await this.deps.store.touch(sessionId, principal);
+    let state: StoredState | undefined;
+    if (claim && kind === 'streamable-http') {
+      const found = await this.deps.copies.touchOrClaim(sessionId, principal);
+      if (found && 'copy' in found) return this.leased(found.copy);
+      state = found?.state;
+    } else {
+      state = await this.deps.store.touch(sessionId, principal);
+    }
     if (!state || state.transport !== kind) {
       this.routes.delete(sessionId);
       throw notFound();
@@ -1191,16 +1231,42 @@ export class SessionService {
 
   /** Tells the session's owner that its standalone stream is held here now. */
   private announceStandalone(sessionId: string, seen: OwnershipOf): void {
+    if (seen.owner === this.me || this.deps.copies.get(sessionId)) {
+      this.attachHere(sessionId);
+      return;
+    }
+    if (seen.owner !== '') {
+      this.announceTo(seen.owner, sessionId);
+      return;
+    }
+    // Nobody owned it when this request looked: the next owner reads the holder with its claim. A
+    // claim that landed between that look and this stream's registration read no holder, so ask
+    // again now (the registration is in): an owner now is told.
+    void this.deps.store
+      .peek(sessionId)
+      .then((now) => {
+        if (!now || now.owner === '') return;
+        if (now.owner === this.me) this.attachHere(sessionId);
+        else this.announceTo(now.owner, sessionId);
+      })
+      .catch((e: unknown) => this.deps.onError(asError(e), sessionId));
+  }
+
+  /** Points the copy here (or the one being claimed here, once built) at the standalone stream held here. */
+  private attachHere(sessionId: string): void {
     const copy = this.deps.copies.get(sessionId);
     if (copy) {
       this.announced.set(sessionId, this.me);
       this.deps.copies.attachStandalone(copy, this.me);
       return;
     }
-    if (seen.owner === '' || seen.owner === this.me) return; // the next owner reads the registry
-    this.announced.set(sessionId, seen.owner);
+    void this.deps.copies.whenClaimed(sessionId)?.then((claimed) => claimed && this.attachHere(sessionId));
+  }
+
+  private announceTo(owner: string, sessionId: string): void {
+    this.announced.set(sessionId, owner);
     void this.deps.bus
-      .send(seen.owner, { t: 'attach', sid: sessionId, holder: this.me })
+      .send(owner, { t: 'attach', sid: sessionId, holder: this.me })
       .catch((e: unknown) => this.deps.onError(asError(e), sessionId));
   }
 

@@ -9,6 +9,7 @@ import type {
   SessionRecord,
   SessionState,
   SessionStore,
+  TouchOrClaimOutcome,
   TtlPolicy,
   WriteOutcome,
 } from './session-store.js';
@@ -74,6 +75,21 @@ export class MemorySessionStore implements SessionStore {
     return (
       entry && { owner: entry.record.owner, epoch: entry.record.epoch, transport: entry.record.transport }
     );
+  }
+
+  /** {@inheritDoc SessionStore.touchOrClaim} */
+  async touchOrClaim(
+    id: string,
+    principal: string,
+    claimant: string,
+  ): Promise<TouchOrClaimOutcome | undefined> {
+    const state = await this.touch(id, principal);
+    if (!state) return undefined;
+    if (state.owner !== '' || state.transport !== 'streamable-http') return { status: 'owned', state };
+    const outcome = await this.claim(id, claimant, state, principal);
+    if (outcome.status === 'gone') return undefined;
+    if (outcome.status === 'claimed') return outcome;
+    return { status: 'owned', state: { ...outcome.ownership, transport: state.transport } };
   }
 
   /** {@inheritDoc SessionStore.peek} */

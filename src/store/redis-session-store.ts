@@ -13,6 +13,7 @@ import type {
   SessionRecord,
   SessionState,
   SessionStore,
+  TouchOrClaimOutcome,
   TtlPolicy,
   WriteOutcome,
 } from './session-store.js';
@@ -46,7 +47,16 @@ const WAIT_REPLICAS_MS = 1000;
 export class RedisSessionStore implements SessionStore {
   private readonly timeoutMs: number;
   private readonly scripts: Record<
-    'create' | 'refresh' | 'update' | 'claim' | 'release' | 'delete' | 'getData' | 'setData' | 'count',
+    | 'create'
+    | 'refresh'
+    | 'touchOrClaim'
+    | 'update'
+    | 'claim'
+    | 'release'
+    | 'delete'
+    | 'getData'
+    | 'setData'
+    | 'count',
     LuaScript
   >;
 
@@ -60,6 +70,7 @@ export class RedisSessionStore implements SessionStore {
     this.scripts = {
       create: defineLuaScript(redis, 'create-session'),
       refresh: defineLuaScript(redis, 'refresh-session'),
+      touchOrClaim: defineLuaScript(redis, 'touch-or-claim'),
       update: defineLuaScript(redis, 'update-session'),
       claim: defineLuaScript(redis, 'claim-session'),
       release: defineLuaScript(redis, 'release-session'),
@@ -121,6 +132,34 @@ export class RedisSessionStore implements SessionStore {
     return { owner: String(reply[1] ?? ''), epoch: Number(reply[2] ?? 0), transport };
   }
 
+  /** {@inheritDoc SessionStore.touchOrClaim} One script, which also reads the standalone stream's holder. */
+  async touchOrClaim(
+    id: string,
+    principal: string,
+    claimant: string,
+  ): Promise<TouchOrClaimOutcome | undefined> {
+    const reply = (await this.scripts.touchOrClaim.run(
+      this.claimKeys(id),
+      [...this.lifetime(Date.now(), id), principal, claimant],
+      this.timeoutMs,
+    )) as [number, string, number | string, string, string[]?, (string | null)?];
+    if (reply[0] < 0) return undefined;
+    const [, owner, epoch, transport, flat, holder] = reply;
+    if (!Array.isArray(flat)) {
+      return {
+        status: 'owned',
+        state: {
+          owner: String(owner),
+          epoch: Number(epoch),
+          transport: transport === 'sse' ? 'sse' : 'streamable-http',
+        },
+      };
+    }
+    // The record was read before the claim: it names the new owner and epoch only from here on.
+    const record = { ...decodeRecord(id, flat), owner: claimant, epoch: Number(epoch) };
+    return { status: 'claimed', record, standaloneHolder: holder ?? null };
+  }
+
   /** {@inheritDoc SessionStore.peek} One plain read: the hash exists exactly while the session lives. */
   async peek(id: string): Promise<SessionState | undefined> {
     const [owner, epoch, transport] = await call(
@@ -149,7 +188,7 @@ export class RedisSessionStore implements SessionStore {
   /** {@inheritDoc SessionStore.claim} */
   async claim(id: string, claimant: string, expected: Ownership, principal?: string): Promise<ClaimOutcome> {
     const reply = (await this.scripts.claim.run(
-      this.sessionKeys(id),
+      this.claimKeys(id),
       [...this.lifetime(Date.now(), id), claimant, expected.owner, expected.epoch, principal ?? ''],
       this.timeoutMs,
     )) as [number, ...unknown[]];
@@ -159,7 +198,11 @@ export class RedisSessionStore implements SessionStore {
     if (reply[0] !== 1) return { status: 'gone' };
     const record = decodeRecord(id, reply[2] as string[]);
     // The record was read before the claim: it names the new owner and epoch only from here on.
-    return { status: 'claimed', record: { ...record, owner: claimant, epoch: expected.epoch + 1 } };
+    return {
+      status: 'claimed',
+      record: { ...record, owner: claimant, epoch: expected.epoch + 1 },
+      standaloneHolder: (reply[3] as string | null | undefined) ?? null,
+    };
   }
 
   /** {@inheritDoc SessionStore.release} */
@@ -240,6 +283,11 @@ export class RedisSessionStore implements SessionStore {
   /** KEYS of the session scripts: record, data and the shard's index (one slot). */
   private sessionKeys(id: string): string[] {
     return [this.keys.session(id), this.keys.data(id), this.keys.sessionIndexOf(id)];
+  }
+
+  /** KEYS of the claiming scripts: the session's, and the holder record of its standalone stream (same slot). */
+  private claimKeys(id: string): string[] {
+    return [...this.sessionKeys(id), this.keys.standaloneHolder(id)];
   }
 
   /** The first ARGV of the session scripts: now, the lifetime rule, and the session id (index member). */

@@ -66,11 +66,24 @@ export type WriteOutcome = 'ok' | 'gone' | 'fenced';
 
 /** Outcome of {@link SessionStore.claim}. */
 export type ClaimOutcome =
-  | { status: 'claimed'; record: SessionRecord }
+  | {
+      status: 'claimed';
+      record: SessionRecord;
+      /**
+       * The instance holding the session's standalone (`GET`) stream when the claim landed, read in
+       * the same atomic step: `null` for none; absent when this store cannot tell (read the stream
+       * registry instead).
+       */
+      standaloneHolder?: string | null;
+    }
   /** Somebody else changed the ownership first: the current one. */
   | { status: 'taken'; ownership: Ownership }
   /** No such session (or another principal's). */
   | { status: 'gone' };
+
+/** Outcome of {@link SessionStore.touchOrClaim}: claimed, or the ownership as {@link SessionStore.touch} reports it. */
+export type TouchOrClaimOutcome =
+  Extract<ClaimOutcome, { status: 'claimed' }> | { status: 'owned'; state: SessionState };
 
 /**
  * Durable session state. Expiry: every session has a sliding idle TTL and an absolute maximum
@@ -104,6 +117,12 @@ export interface SessionStore {
    * claimed record (to hydrate from) or to the ownership that won.
    */
   claim(id: string, claimant: string, expected: Ownership, principal?: string): Promise<ClaimOutcome>;
+  /**
+   * {@link touch}, and in the same atomic step, when the session has no owner (`''`: released) and
+   * is a Streamable HTTP one, {@link claim} it for `claimant`: the first request of a released session
+   * needs one round trip, not two. Undefined when the session is gone or another principal's.
+   */
+  touchOrClaim(id: string, principal: string, claimant: string): Promise<TouchOrClaimOutcome | undefined>;
   /** Gives the session up (owner `''`, same epoch) if `fence` still holds, noting why; false otherwise. */
   release(id: string, fence: Fence, reason: ReleaseReason): Promise<boolean>;
   /** Ends the session and removes its record and data; false when it was already gone. */

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MemorySessionStore } from '../../src/store/memory-session-store.js';
 import { RedisSessionStore } from '../../src/store/redis-session-store.js';
+import { RedisStreamRegistry } from '../../src/store/redis-stream-registry.js';
 import { scanKeys, useRedisPair } from '../helpers/redis-server.js';
 import { LONG, record, isFleetError, sessionStoreContract } from './suites/session-store.js';
 
@@ -72,7 +73,7 @@ describe('RedisSessionStore', () => {
     assert.ok(Math.abs(sessionTtl - dataTtl) < 50, `data PTTL ${dataTtl} ~ session PTTL ${sessionTtl}`);
   });
 
-  it('costs one round trip per warm call (touch, load, getData, setData, update, claim, release, count, delete)', async () => {
+  it('costs one round trip per warm call (touch, load, getData, setData, update, claim, release, touchOrClaim, count, delete)', async () => {
     const store = new RedisSessionStore(rp.c1, rp.keys, LONG);
     const r = record();
     await store.create(r);
@@ -93,6 +94,7 @@ describe('RedisSessionStore', () => {
         ['update', () => store.update(r.id, { initialized: true })],
         ['claim', () => store.claim(r.id, 'i2', { owner: 'instance-1', epoch: 1 })],
         ['release', () => store.release(r.id, { owner: 'i2', epoch: 2 }, 'handoff')],
+        ['touchOrClaim', () => store.touchOrClaim(r.id, 'alice', 'i3')],
         ['count', () => store.count()],
         ['delete', () => store.delete(r.id)],
       ];
@@ -104,6 +106,32 @@ describe('RedisSessionStore', () => {
     } finally {
       socket.write = write;
     }
+  });
+
+  it('reads the standalone stream holder in the claim step (claim and touchOrClaim)', async () => {
+    const store = new RedisSessionStore(rp.c1, rp.keys, LONG);
+    const registry = new RedisStreamRegistry(rp.c2, rp.keys);
+    const r = record();
+    await store.create(r);
+    await store.release(r.id, { owner: 'instance-1', epoch: 1 }, 'handoff');
+    const none = await store.touchOrClaim(r.id, 'alice', 'i2');
+    assert.equal(none?.status === 'claimed' && none.standaloneHolder, null, 'no holder: null');
+    const now = Date.now();
+    const held = {
+      sessionId: r.id,
+      transport: 'streamable-http',
+      createdAt: now,
+      lastSeenAt: now,
+      active: true,
+    } as const;
+    await registry.claim({ ...held, streamId: 'standalone', instanceId: 'holder-1' });
+    // A POST stream's holder is not the standalone one.
+    await registry.claim({ ...held, streamId: 'post-stream', instanceId: 'holder-2' });
+    await store.release(r.id, { owner: 'i2', epoch: 2 }, 'handoff');
+    const found = await store.touchOrClaim(r.id, 'alice', 'i3');
+    assert.equal(found?.status === 'claimed' && found.standaloneHolder, 'holder-1');
+    const failover = await store.claim(r.id, 'i4', { owner: 'i3', epoch: 3 });
+    assert.equal(failover.status === 'claimed' && failover.standaloneHolder, 'holder-1');
   });
 
   it('keeps working after SCRIPT FLUSH (NOSCRIPT falls back to EVAL)', async () => {

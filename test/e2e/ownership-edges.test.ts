@@ -9,7 +9,9 @@ import type { Redis } from 'ioredis';
 import { createFleet, type Fleet, type FleetOptions } from '../../src/index.js';
 import { RedisKeys } from '../../src/redis/keys.js';
 import { RedisSessionStore } from '../../src/store/redis-session-store.js';
-import { connectClient, textOf } from '../helpers/mcp-client.js';
+import { connectClient, initBody, rawPost, textOf } from '../helpers/mcp-client.js';
+import { SseReader } from '../helpers/sse-reader.js';
+import { waitFor } from '../helpers/wait.js';
 import { TestRedis } from '../helpers/redis-server.js';
 
 interface Served {
@@ -158,4 +160,86 @@ describe('ownership edges', () => {
       }
     });
   }
+
+  it("a standalone GET opened while its session is being hydrated on its new owner gets the server's notifications", async () => {
+    // The new owner reads the GET stream's holder in its claim step; a holder that registers after
+    // the claim tells the owner (`attach`), which must not be lost while the copy is still built.
+    const keyPrefix = TestRedis.prefix();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const options = (instanceId: string): FleetOptions => ({
+      redis: redis.url,
+      keyPrefix,
+      instanceId,
+      // No periodic catch-up of the GET stream from the log within the test: only the attach delivers.
+      streamHeartbeatMs: 600_000,
+      server: async (ctx) => {
+        if (ctx.instanceId === 'hydrate-b' && ctx.origin !== 'initialize') await gate;
+        const s = new McpServer({ name: 'edges', version: '1.0.0' });
+        s.registerTool('notify', { description: 'tells the standalone stream' }, async () => {
+          s.sendToolListChanged();
+          return { content: [{ type: 'text', text: 'told' }] };
+        });
+        return s;
+      },
+    });
+    const a = await serve(options('hydrate-a'));
+    const b = await serve(options('hydrate-b'));
+    const c = await serve(options('hydrate-c'));
+    const keys = new RedisKeys(keyPrefix);
+    const store = new RedisSessionStore(admin, keys, { idleMs: 3_600_000, maxLifetimeMs: 86_400_000 });
+    const watcher = redis.client();
+    let reader: SseReader | undefined;
+    try {
+      const init = await rawPost(`${a.url}/mcp`, initBody());
+      const sid = init.headers.get('mcp-session-id')!;
+      const headers = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
+      await rawPost(
+        `${a.url}/mcp`,
+        JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+        headers,
+      );
+      await a.close(); // hands the session off: nobody owns it
+      assert.equal((await store.peek(sid))?.owner, '');
+      // Everything b is told over the bus, seen by a second subscriber of its channel.
+      const toB: string[] = [];
+      watcher.on('message', (_channel: string, payload: string) => toB.push(payload));
+      await watcher.subscribe(keys.instanceChannel('hydrate-b'));
+      const call = rawPost(
+        `${b.url}/mcp`,
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: 2,
+          method: 'tools/call',
+          params: { name: 'notify', arguments: {} },
+        }),
+        headers,
+      );
+      await waitFor('b to claim the session', async () => (await store.peek(sid))?.owner === 'hydrate-b');
+      const get = await fetch(`${c.url}/mcp`, { headers: { ...headers, accept: 'text/event-stream' } });
+      assert.equal(get.status, 200);
+      reader = new SseReader(get);
+      await waitFor('c to tell b that it holds the GET stream', () =>
+        toB.some((m) => (JSON.parse(m) as { t?: string }).t === 'attach'),
+      );
+      release(); // b's copy is built only now, after the attach arrived
+      const answered = await call;
+      assert.equal(answered.status, 200);
+      assert.match(answered.text, /told/);
+      for (;;) {
+        const ev = await reader.next();
+        assert.ok(ev, 'the GET stream ended without the notification');
+        if (ev.data === '') continue; // the priming event
+        assert.equal((JSON.parse(ev.data) as { method?: string }).method, 'notifications/tools/list_changed');
+        break;
+      }
+    } finally {
+      release();
+      await reader?.cancel();
+      watcher.disconnect();
+      await c.close();
+      await b.close();
+      await a.close();
+    }
+  });
 });

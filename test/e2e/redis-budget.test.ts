@@ -29,6 +29,28 @@ async function initialize(url: string): Promise<string> {
   return sid;
 }
 
+/**
+ * A fleet for counting round trips: no heartbeat may fall into the measured window (it would be
+ * counted as the request's).
+ */
+function quietFleet(
+  redisUrl: string,
+  keyPrefix: string,
+  mode: 'json' | 'sse',
+  extra: Partial<FleetOptions> = {},
+): Fleet {
+  return createFleet({
+    server: (ctx) => buildDemoServer(ctx),
+    redis: redisUrl,
+    keyPrefix,
+    jsonResponse: mode === 'json',
+    streamHeartbeatMs: 600_000,
+    heartbeatMs: 600_000,
+    instanceTtlMs: 1_800_000,
+    ...extra,
+  });
+}
+
 const echo = (id: number) =>
   JSON.stringify({
     jsonrpc: '2.0',
@@ -37,7 +59,7 @@ const echo = (id: number) =>
     params: { name: 'echo', arguments: { text: 'x' } },
   });
 
-describe('Redis round trips per warm request', () => {
+describe('Redis round trips per request (warm on its owner; cold on a new owner)', () => {
   let redis: TestRedis;
   let counter: TcpCounter;
 
@@ -67,17 +89,7 @@ describe('Redis round trips per warm request', () => {
     body: (w: Warm) => Promise<void>,
   ): Promise<void> {
     const keyPrefix = TestRedis.prefix();
-    const fleet = createFleet({
-      server: (ctx) => buildDemoServer(ctx),
-      redis: `redis://127.0.0.1:${counter.port}`,
-      keyPrefix,
-      jsonResponse: mode === 'json',
-      // No heartbeat may fall into the measured window: it would be counted as the request's.
-      streamHeartbeatMs: 600_000,
-      heartbeatMs: 600_000,
-      instanceTtlMs: 1_800_000,
-      ...extra,
-    });
+    const fleet = quietFleet(`redis://127.0.0.1:${counter.port}`, keyPrefix, mode, extra);
     const { url, server } = await serve(fleet);
     const db = redis.client();
     try {
@@ -147,6 +159,40 @@ describe('Redis round trips per warm request', () => {
       assert.equal(counter.commandRequests(), 0, `and then none: ${counter.commandsSent()}`);
     });
   });
+
+  for (const mode of ['json', 'sse'] as const) {
+    it(`${mode} answer: one round trip refreshes, claims and reads the GET stream's holder${mode === 'sse' ? '; then the append' : ''}`, async () => {
+      const keyPrefix = TestRedis.prefix();
+      const a = quietFleet(redis.url, keyPrefix, mode, { instanceId: 'cold-a' });
+      const b = quietFleet(`redis://127.0.0.1:${counter.port}`, keyPrefix, mode, { instanceId: 'cold-b' });
+      const [sa, sb] = await Promise.all([serve(a), serve(b)]);
+      try {
+        await waitFor('b ready', () => b.ready());
+        const sid = await initialize(sa.url);
+        const headers = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
+        await a.close(); // hands the session off: nobody owns it
+        await new Promise((r) => setTimeout(r, 100)); // let fire-and-forget work settle
+        counter.reset();
+        const r = await rawPost(sb.url, echo(2), headers);
+        assert.equal(r.status, 200);
+        assert.match(r.text, /"text":"x"/);
+        await new Promise((r) => setTimeout(r, 100));
+        // The refresh that found nobody owning it was also the claim (compare-and-set of owner and
+        // epoch) and read the holder of the session's GET stream: no refresh before, no read after.
+        const expected = mode === 'json' ? 1 : 2;
+        assert.equal(
+          counter.commandRequests(),
+          expected,
+          `round trips: ${counter.commandRequests()}: ${counter.commandsSent()}`,
+        );
+        assert.equal((await b.health()).liveSessions, 1, 'b hydrated the session');
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+        sa.server.close();
+        sb.server.close();
+      }
+    });
+  }
 });
 
 describe('Redis round trips per forwarded request (two instances, one Redis)', () => {
@@ -169,16 +215,7 @@ describe('Redis round trips per forwarded request (two instances, one Redis)', (
     it(`${mode} answer: the receiving instance pays one round trip (the PUBLISH); the owner acknowledges with its answer`, async () => {
       const keyPrefix = TestRedis.prefix();
       const make = (counter: TcpCounter, instanceId: string) =>
-        createFleet({
-          server: (ctx) => buildDemoServer(ctx),
-          redis: `redis://127.0.0.1:${counter.port}`,
-          keyPrefix,
-          instanceId,
-          jsonResponse: mode === 'json',
-          streamHeartbeatMs: 600_000,
-          heartbeatMs: 600_000,
-          instanceTtlMs: 1_800_000,
-        });
+        quietFleet(`redis://127.0.0.1:${counter.port}`, keyPrefix, mode, { instanceId });
       const a = make(owner, 'budget-owner');
       const b = make(front, 'budget-front');
       const [sa, sb] = await Promise.all([serve(a), serve(b)]);

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import calculateSlot from 'cluster-key-slot';
 import { RedisKeys, SHARDS, groupByShard, shardOf } from '../../src/redis/keys.js';
+import { STANDALONE_STREAM_ID } from '../../src/transport/event-id.js';
 
 describe('RedisKeys', () => {
   const k = new RedisKeys('mcp:');
@@ -14,6 +15,7 @@ describe('RedisKeys', () => {
     assert.equal(k.data('abc'), 'mcp:{s0b}:abc:data');
     assert.equal(k.events('abc', 's1'), 'mcp:{s0b}:abc:events:s1');
     assert.equal(k.holder('abc', 'standalone'), 'mcp:{s0b}:abc:holder:standalone');
+    assert.equal(k.standaloneHolder('abc'), k.holder('abc', STANDALONE_STREAM_ID));
     assert.equal(k.logs('abc'), 'mcp:{s0b}:abc:logs');
     assert.equal(k.sessionIndex(11), 'mcp:{s0b}:sessions');
     assert.equal(k.sessionIndexOf('abc'), 'mcp:{s0b}:sessions');

@@ -5,6 +5,7 @@
 -- KEYS[1]  session hash   (RedisKeys.session)
 -- KEYS[2]  data hash      (RedisKeys.data)
 -- KEYS[3]  session index of the shard (RedisKeys.sessionIndexOf)
+-- KEYS[4]  holder hash of the standalone stream (RedisKeys.holder; same slot)
 -- ARGV[1]  now, ms since the epoch
 -- ARGV[2]  idleMs
 -- ARGV[3]  maxLifetimeMs
@@ -15,8 +16,9 @@
 -- ARGV[8]  principal the session must belong to, or '' for any
 --
 -- Returns {-1} when the session is gone, another principal's or a legacy one; {0, owner, epoch} when
--- the ownership moved on (nothing changed); {1, epoch, {field, value, …}} when claimed: the record
--- as it was before the claim (owner and epoch are the new ones).
+-- the ownership moved on (nothing changed); {1, epoch, {field, value, …}, holder} when claimed: the
+-- record as it was before the claim (owner and epoch are the new ones), and the instance id holding
+-- the session's standalone stream (false: none), for the new owner to attach to.
 
 -- @include session-lifetime
 
@@ -42,4 +44,4 @@ local record = redis.call('HGETALL', KEYS[1])
 redis.call('HSET', KEYS[1], 'owner', ARGV[5], 'epoch', epoch)
 -- The release reason is for this claimant only (it is in the record returned above).
 redis.call('HDEL', KEYS[1], 'rel')
-return {1, epoch, record}
+return {1, epoch, record, redis.call('HGET', KEYS[4], 'instanceId')}

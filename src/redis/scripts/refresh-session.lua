@@ -16,12 +16,7 @@
 
 -- @include session-lifetime
 
--- One read for the principal, the lifetime and the ownership (every redis.call costs a few µs).
-local f = redis.call('HMGET', KEYS[1], 'principal', 'createdAt', 'owner', 'epoch', 'transport')
-if ARGV[6] ~= '' and f[1] and f[1] ~= ARGV[6] then
-  return {-3}
-end
-local ttl = refreshSessionFrom(f[2], KEYS[1], KEYS[2], KEYS[3], ARGV[4], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
+local ttl, f = touchSession(ARGV[6])
 if ttl < 0 then
   return {ttl}
 end

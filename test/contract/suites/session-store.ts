@@ -193,6 +193,41 @@ export function sessionStoreContract(make: MakeStores): void {
     assert.equal(again.status === 'claimed' && again.record.released, 'eviction');
   });
 
+  it('touchOrClaim claims a released session in the same step, and only refreshes an owned one', async () => {
+    const { a, b } = open(LONG);
+    const r = record();
+    await a.create(r);
+    // Owned: nothing changes but the TTL.
+    assert.deepEqual(await b.touchOrClaim(r.id, 'alice', 'i2'), {
+      status: 'owned',
+      state: { owner: 'instance-1', epoch: 1, transport: 'streamable-http' },
+    });
+    assert.equal(await b.touchOrClaim(r.id, 'mallory', 'i2'), undefined, "another principal's session");
+    assert.equal(await b.touchOrClaim(newId(), 'alice', 'i2'), undefined, 'no such session');
+    assert.deepEqual(await a.touch(r.id), { owner: 'instance-1', epoch: 1, transport: 'streamable-http' });
+    // Released: the first caller claims it, with the release reason; the record keeps no trace of it.
+    assert.equal(await a.release(r.id, { owner: 'instance-1', epoch: 1 }, 'eviction'), true);
+    assert.equal(await b.touchOrClaim(r.id, 'mallory', 'i2'), undefined, 'not claimed for another principal');
+    const race = await Promise.all([
+      a.touchOrClaim(r.id, 'alice', 'i3'),
+      b.touchOrClaim(r.id, 'alice', 'i4'),
+    ]);
+    const won = race.find((o) => o?.status === 'claimed');
+    const lost = race.find((o) => o?.status === 'owned');
+    assert.ok(won?.status === 'claimed' && lost?.status === 'owned', 'exactly one claims it');
+    const { standaloneHolder: _, ...claimed } = won;
+    assert.deepEqual(claimed.record, { ...r, owner: claimed.record.owner, epoch: 2, released: 'eviction' });
+    assert.deepEqual(lost.state, { owner: claimed.record.owner, epoch: 2, transport: 'streamable-http' });
+    assert.equal((await a.load(r.id))?.released, undefined);
+    // A legacy session is never claimed (it lives and dies with its stream), even without an owner.
+    const legacy = record({ transport: 'sse', owner: '' });
+    await a.create(legacy);
+    assert.deepEqual(await b.touchOrClaim(legacy.id, 'alice', 'i2'), {
+      status: 'owned',
+      state: { owner: '', epoch: 1, transport: 'sse' },
+    });
+  });
+
   it('fenced writes go through only for the current owner and epoch', async () => {
     const { a, b } = open(LONG);
     const r = record();
