@@ -18,6 +18,7 @@ import { initBody, rawPost, textOf } from '../helpers/mcp-client.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
 import { TestRedis } from '../helpers/redis-server.js';
+import { waitFor } from '../helpers/wait.js';
 
 const ENTRY = 'test/fixtures/reference-instance.ts';
 const JWT: JwtSettings = { secret: 'fleet-e2e-secret-'.padEnd(48, 'k'), algorithm: 'HS256' };
@@ -298,6 +299,13 @@ describe('reference server fleet: 3 instances, Redis, PostgreSQL, JWT, behind th
       ),
     );
     instances.forEach((i, n) => serverIdOf.set(i.url, `ref-${n}`));
+    // As a readiness gate in front of pods: the proxy routes to an instance once its /readyz is 200
+    // (subscribed and its first heartbeat landed, one round trip after it listens).
+    await Promise.all(
+      instances.map((i) =>
+        waitFor(`${i.name} /readyz 200`, async () => (await fetch(`${i.url}/readyz`)).status === 200),
+      ),
+    );
     proxy.setTargets(instances.map((i) => i.url));
     [alice, bob] = await Promise.all([signToken(JWT, { sub: 'alice' }), signToken(JWT, { sub: 'bob' })]);
   });
