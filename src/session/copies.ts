@@ -172,8 +172,10 @@ export class Copies {
     this.assertOpen();
     let pending = this.claiming.get(sessionId);
     if (!pending) {
-      pending = this.claimOnce(sessionId, principal, seen).finally(() => this.claiming.delete(sessionId));
-      this.claiming.set(sessionId, pending);
+      const started = this.claimOnce(sessionId, principal, seen).finally(() => {
+        if (this.claiming.get(sessionId) === started) this.claiming.delete(sessionId);
+      });
+      this.claiming.set(sessionId, (pending = started));
     }
     return pending.then((copy) => {
       if (copy && copy.record.principal !== principal) throw notFound();
@@ -273,8 +275,9 @@ export class Copies {
     principal: string,
   ): Promise<{ copy: LiveSession } | { state: SessionState } | undefined> {
     this.assertOpen();
-    const pending = this.claiming.get(sessionId);
-    if (pending) {
+    // Join a claim of the session under way here; when it found another owner, look again (a claim
+    // started meanwhile by another request here is joined too, never run beside it).
+    for (let pending; (pending = this.claiming.get(sessionId));) {
       const copy = await pending;
       if (copy && copy.record.principal !== principal) throw notFound();
       if (copy) return { copy };
@@ -380,6 +383,10 @@ export class Copies {
       await this.closeQuietly(copy, 'shutdown');
       throw new FleetError('SHUTTING_DOWN', 'Server is shutting down');
     }
+    // One copy per session here: a copy left from an earlier claim (the store let this instance claim
+    // again, so that one's epoch is fenced off) is closed, not dropped by the map unclosed.
+    const earlier = this.live.peek(record.id);
+    if (earlier) this.stepDown(earlier, 'replaced');
     this.live.set(record.id, copy);
     return copy;
   }

@@ -1235,17 +1235,15 @@ export class SessionService {
       this.attachHere(sessionId);
       return;
     }
-    if (seen.owner !== '') {
-      this.announceTo(seen.owner, sessionId);
-      return;
-    }
-    // Nobody owned it when this request looked: the next owner reads the holder with its claim. A
-    // claim that landed between that look and this stream's registration read no holder, so ask
-    // again now (the registration is in): an owner now is told.
+    if (seen.owner !== '') this.announceTo(seen.owner, sessionId);
+    // The owner seen before this stream was registered may have changed since: a claim between that
+    // look and the registration read no holder (and `seen.owner`, if it released the session, drops
+    // the attach). Ask again now that the registration is in, and tell a new owner.
     void this.deps.store
       .peek(sessionId)
       .then((now) => {
-        if (!now || now.owner === '') return;
+        if (!now || now.owner === '' || now.owner === seen.owner) return;
+        if (!this.deps.router.get(sessionId, STANDALONE_STREAM_ID)) return; // closed meanwhile
         if (now.owner === this.me) this.attachHere(sessionId);
         else this.announceTo(now.owner, sessionId);
       })

@@ -40,6 +40,20 @@ async function serve(options: FleetOptions): Promise<Served> {
   };
 }
 
+/** A session initialized on `a`, which then shuts down and hands it off: nobody owns it. */
+async function releasedSession(a: Served): Promise<{ sid: string; headers: Record<string, string> }> {
+  const init = await rawPost(`${a.url}/mcp`, initBody());
+  const sid = init.headers.get('mcp-session-id')!;
+  const headers = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
+  await rawPost(
+    `${a.url}/mcp`,
+    JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
+    headers,
+  );
+  await a.close();
+  return { sid, headers };
+}
+
 describe('ownership edges', () => {
   let redis: TestRedis;
   let admin: Redis;
@@ -191,15 +205,7 @@ describe('ownership edges', () => {
     const watcher = redis.client();
     let reader: SseReader | undefined;
     try {
-      const init = await rawPost(`${a.url}/mcp`, initBody());
-      const sid = init.headers.get('mcp-session-id')!;
-      const headers = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
-      await rawPost(
-        `${a.url}/mcp`,
-        JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
-        headers,
-      );
-      await a.close(); // hands the session off: nobody owns it
+      const { sid, headers } = await releasedSession(a);
       assert.equal((await store.peek(sid))?.owner, '');
       // Everything b is told over the bus, seen by a second subscriber of its channel.
       const toB: string[] = [];
@@ -238,6 +244,63 @@ describe('ownership edges', () => {
       await reader?.cancel();
       watcher.disconnect();
       await c.close();
+      await b.close();
+      await a.close();
+    }
+  });
+
+  it('concurrent first requests of a released session on one instance build one copy, and all are answered', async () => {
+    const keyPrefix = TestRedis.prefix();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const built: string[] = [];
+    const options = (instanceId: string): FleetOptions => ({
+      redis: redis.url,
+      keyPrefix,
+      instanceId,
+      server: async (ctx) => {
+        if (ctx.origin !== 'initialize') {
+          built.push(ctx.instanceId);
+          await gate; // the other requests arrive while the copy is being built
+        }
+        const s = new McpServer({ name: 'edges', version: '1.0.0' });
+        s.registerTool('where', { description: 'names the instance' }, async () => ({
+          content: [{ type: 'text', text: ctx.instanceId }],
+        }));
+        return s;
+      },
+    });
+    const a = await serve(options('once-a'));
+    const b = await serve(options('once-b'));
+    const store = new RedisSessionStore(admin, new RedisKeys(keyPrefix), {
+      idleMs: 3_600_000,
+      maxLifetimeMs: 86_400_000,
+    });
+    try {
+      const { sid, headers } = await releasedSession(a);
+      const calls = Array.from({ length: 8 }, (_, i) =>
+        rawPost(
+          `${b.url}/mcp`,
+          JSON.stringify({
+            jsonrpc: '2.0',
+            id: i + 2,
+            method: 'tools/call',
+            params: { name: 'where', arguments: {} },
+          }),
+          headers,
+        ),
+      );
+      await waitFor('b to claim the session', async () => (await store.peek(sid))?.owner === 'once-b');
+      release();
+      for (const r of await Promise.all(calls)) {
+        assert.equal(r.status, 200, r.text);
+        assert.match(r.text, /once-b/);
+      }
+      assert.deepEqual(built, ['once-b'], 'one copy built, on b');
+      assert.deepEqual(await store.peek(sid), { owner: 'once-b', epoch: 2, transport: 'streamable-http' });
+      assert.equal((await b.fleet.health()).liveSessions, 1);
+    } finally {
+      release();
       await b.close();
       await a.close();
     }

@@ -26,7 +26,7 @@ local ttl, f = touchSession(ARGV[5])
 if ttl < 0 then
   return {ttl}
 end
-if f[3] ~= '' or f[5] ~= 'streamable-http' then
+if f[3] ~= '' or not f[4] or f[5] ~= 'streamable-http' then
   return {ttl, f[3] or '', f[4] or '0', f[5] or ''}
 end
 local epoch = tonumber(f[4]) + 1
