@@ -19,6 +19,7 @@ export type FleetErrorCode =
   | 'CONFLICT'
   | 'EVENT_ID_MALFORMED'
   | 'STORE_UNAVAILABLE'
+  | 'SESSION_MOVING'
   | 'SHUTTING_DOWN'
   | 'TOO_MANY_STREAMS'
   | 'DATA_CONFLICT'
@@ -51,6 +52,9 @@ export const ERROR_TABLE: Record<FleetErrorCode, { status: number; rpc: number }
   CONFLICT: { status: 409, rpc: -32000 },
   EVENT_ID_MALFORMED: { status: 400, rpc: -32000 },
   STORE_UNAVAILABLE: { status: 503, rpc: -32603 },
+  // The session's ownership changed under every routing attempt (owners draining or dying one after
+  // another): retry, but it is not a store failure (not counted as one).
+  SESSION_MOVING: { status: 503, rpc: -32603 },
   SHUTTING_DOWN: { status: 503, rpc: -32603 },
   TOO_MANY_STREAMS: { status: 503, rpc: -32603 },
   DATA_CONFLICT: { status: 409, rpc: -32000 },

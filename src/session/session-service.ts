@@ -335,7 +335,7 @@ export class SessionService {
       }
       route = await this.resolve(sessionId, principal.id, 'streamable-http', input.protocolVersion);
     }
-    throw new FleetError('STORE_UNAVAILABLE', 'Service Unavailable: the session is moving between instances');
+    throw new FleetError('SESSION_MOVING', 'Service Unavailable: the session is moving between instances');
   }
 
   /**

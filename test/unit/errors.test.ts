@@ -12,6 +12,8 @@ describe('error table', () => {
     assert.deepEqual(ERROR_TABLE.PARSE_ERROR, { status: 400, rpc: -32700 });
     assert.equal(ERROR_TABLE.METHOD_NOT_ALLOWED.status, 405);
     assert.equal(ERROR_TABLE.STORE_UNAVAILABLE.status, 503);
+    // A routing give-up is retryable like a store outage, but has its own code (not counted as one).
+    assert.deepEqual(ERROR_TABLE.SESSION_MOVING, { status: 503, rpc: -32603 });
   });
   it('gives every code a 4xx/5xx status and a JSON-RPC error code', () => {
     for (const [code, v] of Object.entries(ERROR_TABLE)) {
