@@ -21,6 +21,7 @@
 -- the session's standalone stream (false: none), for the new owner to attach to.
 
 -- @include session-lifetime
+-- @include session-claim
 
 if ARGV[8] ~= '' then
   local principal = redis.call('HGET', KEYS[1], 'principal')
@@ -39,9 +40,5 @@ local ttl = refreshSession(KEYS[1], KEYS[2], KEYS[3], ARGV[4], tonumber(ARGV[1])
 if ttl < 0 then
   return {-1}
 end
-local epoch = tonumber(own[2]) + 1
-local record = redis.call('HGETALL', KEYS[1])
-redis.call('HSET', KEYS[1], 'owner', ARGV[5], 'epoch', epoch)
--- The release reason is for this claimant only (it is in the record returned above).
-redis.call('HDEL', KEYS[1], 'rel')
-return {1, epoch, record, redis.call('HGET', KEYS[4], 'instanceId')}
+local epoch, record, holder = claimFor(ARGV[5], own[2])
+return {1, epoch, record, holder}

@@ -21,6 +21,7 @@
 -- (owner and epoch are the new ones), and the standalone stream's holder instance id (false: none).
 
 -- @include session-lifetime
+-- @include session-claim
 
 local ttl, f = touchSession(ARGV[5])
 if ttl < 0 then
@@ -29,9 +30,5 @@ end
 if f[3] ~= '' or not f[4] or f[5] ~= 'streamable-http' then
   return {ttl, f[3] or '', f[4] or '0', f[5] or ''}
 end
-local epoch = tonumber(f[4]) + 1
-local record = redis.call('HGETALL', KEYS[1])
-redis.call('HSET', KEYS[1], 'owner', ARGV[6], 'epoch', epoch)
--- The release reason is for this claimant only (it is in the record returned above).
-redis.call('HDEL', KEYS[1], 'rel')
-return {ttl, ARGV[6], epoch, f[5], record, redis.call('HGET', KEYS[4], 'instanceId')}
+local epoch, record, holder = claimFor(ARGV[6], f[4])
+return {ttl, ARGV[6], epoch, f[5], record, holder}
