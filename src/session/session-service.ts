@@ -813,8 +813,7 @@ export class SessionService {
   onAttach(msg: BusMessageOf<'attach'>): void {
     const copy = this.deps.copies.get(msg.sid);
     if (!copy) {
-      // Claimed here and still being built (its holder was read with the claim): applied once live.
-      void this.deps.copies.whenClaimed(msg.sid)?.then((claimed) => claimed && this.onAttach(msg));
+      this.onceClaimed(msg.sid, () => this.onAttach(msg));
       return;
     }
     if (!copy.standalone) return;
@@ -828,7 +827,7 @@ export class SessionService {
   onDetach(msg: BusMessageOf<'detach'>): void {
     const copy = this.deps.copies.get(msg.sid);
     if (!copy) {
-      void this.deps.copies.whenClaimed(msg.sid)?.then((claimed) => claimed && this.onDetach(msg));
+      this.onceClaimed(msg.sid, () => this.onDetach(msg));
       return;
     }
     const sink = copy.standalone?.currentSink;
@@ -1258,7 +1257,16 @@ export class SessionService {
       this.deps.copies.attachStandalone(copy, this.me);
       return;
     }
-    void this.deps.copies.whenClaimed(sessionId)?.then((claimed) => claimed && this.attachHere(sessionId));
+    this.onceClaimed(sessionId, () => this.attachHere(sessionId));
+  }
+
+  /**
+   * Runs `again` once the copy that a claim under way here is building is live (its standalone
+   * holder was read with the claim, so news about the GET stream since then is applied to it);
+   * nothing when no claim is under way, or it built no copy.
+   */
+  private onceClaimed(sessionId: string, again: () => void): void {
+    void this.deps.copies.whenClaimed(sessionId)?.then((claimed) => claimed && again());
   }
 
   private announceTo(owner: string, sessionId: string): void {
