@@ -6,17 +6,19 @@
 //
 // (`npx tsx bench/memory-per-session.ts` works too: the server processes are always started with
 // --expose-gc.) Env: BENCH_SESSIONS (500; `npm run bench:memory-10k` opens 10,000), BENCH_WARMUP_SESSIONS
-// (20), BENCH_MODE (sse | json).
+// (20), BENCH_MODE (sse | json), BENCH_CALLS (1000: tool calls after the sessions are open, for the
+// Redis bytes each call leaves behind, with Redis only).
 import { randomBytes } from 'node:crypto';
 import { TestRedis } from '../test/helpers/redis-server.js';
 import { startChild } from './lib/child.js';
-import { HttpClient, openSessions } from './lib/client.js';
+import { HttpClient, openSessions, timedEcho } from './lib/client.js';
 import { VARIANT_LABEL, type Mode, type Variant } from './lib/servers.js';
 import { fixed, printEnvironment, printTable, ratio } from './lib/stats.js';
 
 const N = Number(process.env.BENCH_SESSIONS ?? 500);
 const WARMUP = Number(process.env.BENCH_WARMUP_SESSIONS ?? 20);
 const MODE = (process.env.BENCH_MODE ?? 'sse') as Mode;
+const CALLS = Number(process.env.BENCH_CALLS ?? 1000);
 const CONCURRENCY = 10;
 const VARIANTS: readonly Variant[] = ['baseline', 'fleet', 'fleet-redis'];
 
@@ -30,6 +32,8 @@ interface Row {
   rssPerSession: number;
   live: number;
   redisPerSession?: number;
+  /** Redis bytes one `tools/call` leaves behind (its answer's log, kept `endedStreamTtlMs`). */
+  redisPerCall?: number;
 }
 
 async function redisUsedMemory(redis: TestRedis): Promise<number> {
@@ -55,11 +59,23 @@ async function measure(variant: Variant, redis: TestRedis): Promise<Row> {
     await openSessions(client, WARMUP, CONCURRENCY); // loads and compiles every code path first
     const before = await child.heap();
     const redisBefore = await redisUsedMemory(redis);
-    await openSessions(client, N, CONCURRENCY);
+    const ids = await openSessions(client, N, CONCURRENCY);
     const after = await child.heap();
     const redisAfter = await redisUsedMemory(redis);
     if (after.live - before.live !== N) {
       throw new Error(`${variant}: expected ${N} more live sessions, got ${after.live - before.live}`);
+    }
+    let redisPerCall: number | undefined;
+    if (variant === 'fleet-redis' && CALLS > 0) {
+      let next = 0;
+      const worker = async () => {
+        while (next < CALLS) {
+          const i = next++;
+          await timedEcho(client, ids[i % ids.length]!, i + 2);
+        }
+      };
+      await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+      redisPerCall = ((await redisUsedMemory(redis)) - redisAfter) / CALLS;
     }
     return {
       variant,
@@ -67,6 +83,7 @@ async function measure(variant: Variant, redis: TestRedis): Promise<Row> {
       rssPerSession: (after.rss - before.rss) / N,
       live: after.live,
       redisPerSession: variant === 'fleet-redis' ? (redisAfter - redisBefore) / N : undefined,
+      redisPerCall,
     };
   } finally {
     client.close();
@@ -97,6 +114,13 @@ printTable(
     ratio(r.perSession, base.perSession),
   ]),
 );
+const perCall = rows.find((r) => r.redisPerCall !== undefined)?.redisPerCall;
+if (perCall !== undefined) {
+  console.log(
+    `\nRedis per tool call (${CALLS} calls, ${MODE} answers, on the sessions above): ${fixed(perCall, 0)} bytes, ` +
+      `kept until the stream's log expires (endedStreamTtlMs after its end).`,
+  );
+}
 console.log(
   `\nheap ratio < 1.00x: a live session costs less heap than with the stock transport. RSS is noisier ` +
     `(allocator pages); Redis is redis-server's used_memory. Took ${((Date.now() - started) / 1000).toFixed(1)} s.`,

@@ -5,6 +5,7 @@ import { RedisEventLog } from '../events/redis-event-log.js';
 import { execPipeline } from '../redis/call.js';
 import { pipelinePerSlot, type RedisClient } from '../redis/client.js';
 import { ALL_SHARDS, groupByShard, RedisKeys } from '../redis/keys.js';
+import { defineLuaScript, type LuaScript } from '../redis/lua-script.js';
 import { LEGACY_STREAM_ID } from '../session/session-service.js';
 import { assertSessionId } from '../session-id.js';
 import { RedisInstanceRegistry } from '../store/redis-instance-registry.js';
@@ -127,6 +128,8 @@ export class FleetAdmin {
   private readonly store: RedisSessionStore;
   private readonly streams: RedisStreamRegistry;
   private readonly instances: RedisInstanceRegistry;
+  /** Events kept per log, whichever shape it has (a stream or a sealed list). */
+  private readonly countEvents: LuaScript;
 
   /**
    * @param redis - a client of the fleet's Redis, of any topology (not closed here).
@@ -141,6 +144,7 @@ export class FleetAdmin {
     private readonly pubsub: ClusterPubSub = 'sharded',
   ) {
     this.keys = new RedisKeys(prefix);
+    this.countEvents = defineLuaScript(redis, 'count-events');
     // The TTL policy is only used by writes this class never makes through the store.
     this.store = new RedisSessionStore(
       redis,
@@ -226,7 +230,7 @@ export class FleetAdmin {
     p.hstrlen(this.keys.data(id), 'json');
     p.hget(this.keys.data(id), 'v');
     for (const s of logIds) {
-      p.xlen(this.keys.events(id, s));
+      this.countEvents.queue(p, [this.keys.events(id, s)], []);
       p.pttl(this.keys.events(id, s));
     }
     for (const s of heldIds) p.pttl(this.keys.holder(id, s));
@@ -240,7 +244,7 @@ export class FleetAdmin {
     ];
     const logs = logIds.map((streamId, i) => ({
       streamId,
-      events: replies[5 + 2 * i] as number,
+      events: (replies[5 + 2 * i] as number[])[0] ?? 0,
       ttlMs: replies[6 + 2 * i] as number,
     }));
     const holderTtls = replies.slice(5 + 2 * logIds.length) as number[];

@@ -4,7 +4,7 @@ import { call, DEFAULT_COMMAND_TIMEOUT_MS } from '../redis/call.js';
 import { pipelinePerSlot, type RedisClient } from '../redis/client.js';
 import { groupByShard, type RedisKeys } from '../redis/keys.js';
 import { defineLuaScript, type LuaScript } from '../redis/lua-script.js';
-import { logMovedOn, ttlAfterAppend, type EventLog, type StoredEvent } from './event-log.js';
+import { END_MARKER, logMovedOn, ttlAfterAppend, type EventLog, type StoredEvent } from './event-log.js';
 
 /** Options of {@link RedisEventLog}. */
 export interface RedisEventLogOptions {
@@ -31,16 +31,21 @@ export interface RedisEventLogOptions {
 export const DEFAULT_MAX_EVENTS = 1000;
 
 /**
- * {@link EventLog} in Redis Streams: one stream per SSE stream at `keys.events(sessionId, streamId)`,
- * entry ids `<seq>-0` with one field `d`, so the sequence number is the entry id and `XRANGE` with an
- * exclusive start reads "after". The client is the caller's: the log never closes it.
+ * {@link EventLog} in Redis: one key per SSE stream at `keys.events(sessionId, streamId)`, in one of
+ * two shapes (`scripts/includes/event-log-shape.lua`). A log written in more than one append is a
+ * Redis Stream, entry ids `<seq>-0` with one field `d`, so the sequence number is the entry id and
+ * `XRANGE` with an exclusive start reads "after". A log whose first append also ends it (a POST
+ * stream answered at once: the answer and the end marker) is *sealed*: a Redis List of its messages,
+ * seq = position. A new Redis Stream preallocates its first node, ~4.7 KB for one small answer; the
+ * list is ~250 bytes, and this is the log most requests leave behind for `endedTtlMs`. The scripts
+ * read both shapes. The client is the caller's: the log never closes it.
  */
 export class RedisEventLog implements EventLog {
   private readonly maxEvents: number;
   private readonly ttlMs: number;
   private readonly endedTtlMs: number | undefined;
   private readonly timeoutMs: number;
-  private readonly scripts: Record<'append' | 'lastSeq', LuaScript>;
+  private readonly scripts: Record<'append' | 'lastSeq' | 'read', LuaScript>;
 
   constructor(
     private readonly redis: RedisClient,
@@ -54,6 +59,7 @@ export class RedisEventLog implements EventLog {
     this.scripts = {
       append: defineLuaScript(redis, 'append-events'),
       lastSeq: defineLuaScript(redis, 'last-event-seq'),
+      read: defineLuaScript(redis, 'read-events'),
     };
   }
 
@@ -92,6 +98,7 @@ export class RedisEventLog implements EventLog {
         fence?.epoch ?? 0,
         streamId,
         afterSeq ?? -1,
+        data[data.length - 1] === END_MARKER ? 1 : 0,
         ...data,
       ],
       this.timeoutMs,
@@ -105,12 +112,15 @@ export class RedisEventLog implements EventLog {
   /** {@inheritDoc EventLog.readAfter} */
   async readAfter(sessionId: string, streamId: string, afterSeq: number): Promise<StoredEvent[]> {
     assertSeq(afterSeq);
-    const start = afterSeq === 0 ? '-' : `(${afterSeq}-0`;
-    const entries = await call(
-      this.redis.xrange(this.keys.events(sessionId, streamId), start, '+'),
+    const flat = (await this.scripts.read.run(
+      [this.keys.events(sessionId, streamId)],
+      [afterSeq],
       this.timeoutMs,
-    );
-    return entries.map(([id, fields]) => ({ seq: Number.parseInt(id, 10), data: fieldValue(fields, 'd') }));
+    )) as Array<number | string>;
+    const events: StoredEvent[] = [];
+    for (let i = 0; i < flat.length; i += 2)
+      events.push({ seq: flat[i] as number, data: flat[i + 1] as string });
+    return events;
   }
 
   /** {@inheritDoc EventLog.lastSeq} */
@@ -138,10 +148,4 @@ export class RedisEventLog implements EventLog {
 /** Sequence numbers reach Redis inside an id string: only non-negative integers make sense there. */
 function assertSeq(seq: number): void {
   if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError(`Invalid event sequence number: ${seq}`);
-}
-
-/** A field of an XRANGE entry (`[field, value, …]`); '' when absent, which append never writes. */
-function fieldValue(fields: string[], name: string): string {
-  const i = fields.indexOf(name);
-  return i >= 0 && i % 2 === 0 ? (fields[i + 1] ?? '') : '';
 }

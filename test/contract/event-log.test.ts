@@ -59,6 +59,59 @@ describe('RedisEventLog', () => {
     assert.deepEqual(await scanKeys(rp.c1, rp.keys.prefix), []);
   });
 
+  it('keeps a log answered and ended in its first append as a small list, read like a stream', async () => {
+    const log = new RedisEventLog(rp.c1, rp.keys, { ttlMs: 60_000, endedTtlMs: 10_000 });
+    const other = new RedisEventLog(rp.c2, rp.keys, { ttlMs: 60_000, endedTtlMs: 10_000 });
+    const sid = newSession();
+    const key = rp.keys.events(sid, 'p1');
+    const answer = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 3,
+      result: { content: [{ type: 'text', text: 'hi' }] },
+    });
+    assert.deepEqual(await log.append(sid, 'p1', [answer, END_MARKER], undefined, 0), [1, 2]);
+    assert.equal(await rp.c1.type(key), 'list');
+    const bytes = (await rp.c1.memory('USAGE', key)) as number;
+    // A Redis Stream with the same two entries takes ~4.7 KB (its first node is preallocated).
+    assert.ok(bytes < 1024, `a sealed log takes ${bytes} bytes`);
+    const pttl = await rp.c1.pttl(key);
+    assert.ok(pttl > 0 && pttl <= 10_000, `PTTL ${pttl}`);
+    assert.deepEqual(await rp.c1.smembers(rp.keys.logs(sid)), ['p1']);
+    assert.deepEqual(await other.readAfter(sid, 'p1', 0), [
+      { seq: 1, data: answer },
+      { seq: 2, data: END_MARKER },
+    ]);
+    assert.deepEqual(await other.readAfter(sid, 'p1', 1), [{ seq: 2, data: END_MARKER }]);
+    assert.deepEqual(await other.readAfter(sid, 'p1', 2), []);
+    assert.deepEqual(await other.readAfter(sid, 'p1', 7), []);
+    assert.equal(await other.lastSeq(sid, 'p1'), 2);
+    // A retry of that append whose reply was lost gets its numbers back and writes nothing.
+    assert.deepEqual(await log.append(sid, 'p1', [answer, END_MARKER], undefined, 0), [1, 2]);
+    assert.equal(await rp.c1.llen(key), 2);
+    // An append after the seal (an abandon racing a late producer) turns it into a stream, in order.
+    assert.deepEqual(await other.append(sid, 'p1', ['{"late":1}']), [3]);
+    assert.equal(await rp.c1.type(key), 'stream');
+    assert.deepEqual(seqs(await log.readAfter(sid, 'p1', 0)), [1, 2, 3]);
+    assert.deepEqual(await log.readAfter(sid, 'p1', 2), [{ seq: 3, data: '{"late":1}' }]);
+    assert.equal(await log.lastSeq(sid, 'p1'), 3);
+    assert.ok((await rp.c1.pttl(key)) > 10_000, 'the stream is no longer finished: the full TTL');
+    await log.deleteSession(sid);
+    assert.deepEqual(await scanKeys(rp.c1, rp.keys.prefix), []);
+  });
+
+  it('writes a stream for any other first append: not ending, or longer than maxEvents', async () => {
+    const log = new RedisEventLog(rp.c1, rp.keys, { ttlMs: 60_000, maxEvents: 3 });
+    const sid = newSession();
+    await log.append(sid, 'GET', ['{"n":1}']);
+    await log.append(sid, 'GET', ['{"n":2}', END_MARKER]);
+    assert.equal(await rp.c1.type(rp.keys.events(sid, 'GET')), 'stream');
+    assert.deepEqual(await log.append(sid, 'p2', ['1', '2', '3', '4', END_MARKER]), [1, 2, 3, 4, 5]);
+    assert.equal(await rp.c1.type(rp.keys.events(sid, 'p2')), 'stream');
+    assert.equal(await log.lastSeq(sid, 'p2'), 5);
+    assert.deepEqual(await log.append(sid, 'p3', ['1', '2', END_MARKER]), [1, 2, 3]);
+    assert.equal(await rp.c1.type(rp.keys.events(sid, 'p3')), 'list');
+  });
+
   it('fails fast with STORE_UNAVAILABLE while Redis is frozen', async () => {
     const log = new RedisEventLog(rp.c1, rp.keys, { ttlMs: 60_000, commandTimeoutMs: 500 });
     rp.server.pause();

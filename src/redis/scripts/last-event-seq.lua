@@ -1,9 +1,9 @@
 -- Reads the last sequence number written to an event log, even when trimming dropped that entry.
 --
--- KEYS[1]  event stream   (RedisKeys.events)
+-- KEYS[1]  event log   (RedisKeys.events)
 --
 -- Returns the sequence number, 0 when the log does not exist.
 
--- @include stream-last-seq
+-- @include event-log-shape
 
-return lastSeq(KEYS[1])
+return lastSeq(KEYS[1], logKind(KEYS[1]))
