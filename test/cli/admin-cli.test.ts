@@ -265,11 +265,14 @@ for (const [topology, startRedis] of TOPOLOGIES)
       assert.ok(standalone, JSON.stringify(d.streams));
       assert.equal(standalone.instanceId, 'cli-b');
       assert.ok(standalone.ttlMs > 0);
-      // The tool call's POST stream and the standalone stream keep event logs.
+      // The tool call's POST stream keeps an event log (the standalone stream's has no event yet); it
+      // was answered and ended in one append, so it is a sealed log (a list) and counts as such.
       assert.ok(
         d.logs.length >= 1 && d.logs.every((l) => l.events > 0 && l.ttlMs > 0),
         JSON.stringify(d.logs),
       );
+      const sealed = d.logs.find((l) => l.streamId !== 'standalone');
+      assert.equal(sealed?.events, 2, `the answer and the end marker: ${JSON.stringify(d.logs)}`);
       assert.ok(d.memoryBytes !== null && d.memoryBytes > 0);
 
       const human = await run(['sessions', 'show', id]);
