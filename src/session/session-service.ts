@@ -439,8 +439,8 @@ export class SessionService {
       await this.redirect(sessionId, STANDALONE_STREAM_ID, connection, priming);
       return;
     }
-    await this.deps.router.openStandalone(sessionId, connection, priming);
-    this.announceStandalone(sessionId, seen);
+    const { owner } = await this.deps.router.openStandalone(sessionId, connection, priming);
+    this.announceStandalone(sessionId, seen, owner);
   }
 
   /** `GET` with `Last-Event-ID`: takes over any stream of the session and replays what was missed. */
@@ -468,10 +468,11 @@ export class SessionService {
       connection.disconnect(this.deps.options.sseRetryMs); // resumed on another instance, same cursor
       return;
     }
-    const held = await this.deps.router.resume(sessionId, streamId, seq, connection, producer);
-    if (!held) return; // the stream had ended, and the client has all of it
+    const holding = await this.deps.router.resume(sessionId, streamId, seq, connection, producer);
+    if (!holding) return; // the stream had ended, and the client has all of it
+    const { held } = holding;
     if (producer === undefined) {
-      this.announceStandalone(sessionId, seen);
+      this.announceStandalone(sessionId, seen, holding.owner);
       return;
     }
     if (producer === this.me) {
@@ -1228,8 +1229,18 @@ export class SessionService {
     }
   }
 
-  /** Tells the session's owner that its standalone stream is held here now. */
-  private announceStandalone(sessionId: string, seen: OwnershipOf): void {
+  /**
+   * Tells the session's owner that its standalone stream is held here now: the owner the
+   * registration read (`atRegistration`), or, from a registry that cannot tell, the owner `seen`
+   * before it, asking the store again afterwards.
+   */
+  private announceStandalone(sessionId: string, seen: OwnershipOf, atRegistration: string | undefined): void {
+    if (atRegistration !== undefined) {
+      // Read with the registration: a claim after it reads this holder; one before it is this owner.
+      if (atRegistration === this.me) this.attachHere(sessionId);
+      else if (atRegistration !== '') this.announceTo(atRegistration, sessionId);
+      return;
+    }
     if (seen.owner === this.me || this.deps.copies.get(sessionId)) {
       this.attachHere(sessionId);
       return;

@@ -1,4 +1,4 @@
-import type { StreamRecord, StreamRegistry } from './stream-registry.js';
+import type { StreamClaim, StreamRecord, StreamRegistry } from './stream-registry.js';
 
 /** Options of {@link MemoryStreamRegistry}. */
 export interface MemoryStreamRegistryOptions {
@@ -36,7 +36,7 @@ export class MemoryStreamRegistry implements StreamRegistry {
   }
 
   /** {@inheritDoc StreamRegistry.claim} */
-  async claim(record: StreamRecord): Promise<string | undefined> {
+  async claim(record: StreamRecord): Promise<StreamClaim> {
     const key = entryKey(record.sessionId, record.streamId);
     const previous = this.live(key)?.record.instanceId;
     if (this.entries.size >= this.sweepAt) {
@@ -45,7 +45,11 @@ export class MemoryStreamRegistry implements StreamRegistry {
       this.sweepAt = Math.max(64, this.entries.size * 2);
     }
     this.entries.set(key, { record: { ...record }, expiresAt: this.now() + this.heartbeatTtlMs });
-    return previous !== undefined && previous !== record.instanceId ? previous : undefined;
+    // The session store is another object: the owner is the caller's to ask.
+    return {
+      previous: previous !== undefined && previous !== record.instanceId ? previous : undefined,
+      owner: undefined,
+    };
   }
 
   /** {@inheritDoc StreamRegistry.get} */

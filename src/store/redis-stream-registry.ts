@@ -3,7 +3,7 @@ import { call, DEFAULT_COMMAND_TIMEOUT_MS } from '../redis/call.js';
 import { pipelinePerSlot, type RedisClient } from '../redis/client.js';
 import { ALL_SHARDS, groupByShard, type RedisKeys } from '../redis/keys.js';
 import { defineLuaScript, type LuaScript } from '../redis/lua-script.js';
-import type { StreamRecord, StreamRegistry } from './stream-registry.js';
+import type { StreamClaim, StreamRecord, StreamRegistry } from './stream-registry.js';
 
 /** Options of {@link RedisStreamRegistry}. */
 export interface RedisStreamRegistryOptions {
@@ -53,9 +53,9 @@ export class RedisStreamRegistry implements StreamRegistry {
   }
 
   /** {@inheritDoc StreamRegistry.claim} */
-  async claim(record: StreamRecord): Promise<string | undefined> {
-    const previous = await this.scripts.claim.run(
-      this.streamKeys(record.sessionId, record.streamId),
+  async claim(record: StreamRecord): Promise<StreamClaim> {
+    const [previous, owner] = (await this.scripts.claim.run(
+      [...this.streamKeys(record.sessionId, record.streamId), this.keys.session(record.sessionId)],
       [
         this.heartbeatTtlMs,
         record.instanceId,
@@ -64,8 +64,8 @@ export class RedisStreamRegistry implements StreamRegistry {
         ...encodeRecord(record),
       ],
       this.timeoutMs,
-    );
-    return typeof previous === 'string' ? previous : undefined;
+    )) as [string, string];
+    return { previous: previous === '' ? undefined : previous, owner };
   }
 
   /** {@inheritDoc StreamRegistry.get} */

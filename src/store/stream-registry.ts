@@ -15,6 +15,20 @@ export interface StreamRecord {
   active: boolean;
 }
 
+/** What {@link StreamRegistry.claim} found when it wrote the record. */
+export interface StreamClaim {
+  /** The previous holder's instance id, if another instance held the stream. */
+  previous: string | undefined;
+  /**
+   * The session's owner at the moment the record was written ('' when it has none or is gone), read
+   * in the same atomic step: a claim of the session after it reads this record (a session claim
+   * reads the standalone stream's holder), so an instance that registers a stream and then tells
+   * this owner misses no owner in between. Undefined when the registry cannot tell (its state is not
+   * the session store's): the caller asks the store.
+   */
+  owner: string | undefined;
+}
+
 /**
  * Who holds which live stream. Records are kept alive by heartbeats from their holder; when the
  * holder dies they expire after `heartbeatTtlMs`, so a dead instance's streams disappear on their own.
@@ -22,9 +36,10 @@ export interface StreamRecord {
 export interface StreamRegistry {
   /**
    * Records that `record.instanceId` now holds the stream (replacing a previous holder). Resolves to
-   * the previous holder's instance id, if another instance held it.
+   * the previous holder (if another instance held it) and, where the registry shares the session
+   * store's state, the session's owner read atomically with the write.
    */
-  claim(record: StreamRecord): Promise<string | undefined>;
+  claim(record: StreamRecord): Promise<StreamClaim>;
   /** The record of a stream while it is held, else undefined. */
   get(sessionId: string, streamId: string): Promise<StreamRecord | undefined>;
   /** Refreshes `lastSeenAt` and the heartbeat TTL of streams this instance holds (one batched call). */

@@ -9,6 +9,13 @@ import type { ClientConnection } from '../transport/connection.js';
 import { HeldStream } from './held-stream.js';
 
 /** What the {@link StreamRouter} needs. */
+/** A stream now held here, with the session's owner as its registration found it. */
+export interface Holding {
+  held: HeldStream;
+  /** The owner read with the registration (`StreamClaim.owner`): undefined when the registry cannot tell. */
+  owner: string | undefined;
+}
+
 export interface StreamRouterDeps {
   instanceId: string;
   bus: FleetBus;
@@ -100,14 +107,10 @@ export class StreamRouter {
 
   /**
    * Opens the standalone GET stream on `connection`. A second GET while one is open answers 409
-   * (unless it resumes with Last-Event-ID, see {@link resume}). Returns the held stream; its
-   * producer (the session's owner) is told by the caller.
+   * (unless it resumes with Last-Event-ID, see {@link resume}). Returns the held stream and the
+   * session's owner as of its registration (`StreamClaim.owner`); the caller tells that owner.
    */
-  async openStandalone(
-    sessionId: string,
-    connection: ClientConnection,
-    priming: boolean,
-  ): Promise<HeldStream> {
+  async openStandalone(sessionId: string, connection: ClientConnection, priming: boolean): Promise<Holding> {
     const existing = await this.deps.registry.get(sessionId, STANDALONE_STREAM_ID);
     // A record whose holder died lingers until its heartbeat TTL: ask the holder before refusing.
     const holderAlive =
@@ -118,17 +121,18 @@ export class StreamRouter {
       throw new FleetError('CONFLICT', 'Conflict: Only one SSE stream is allowed per session');
     }
     const from = this.deps.log ? await this.deps.log.lastSeq(sessionId, STANDALONE_STREAM_ID) : 0;
-    const held = await this.hold(sessionId, STANDALONE_STREAM_ID, connection, from);
+    const holding = await this.hold(sessionId, STANDALONE_STREAM_ID, connection, from);
     connection.open(priming && this.deps.log ? encodeEventId(STANDALONE_STREAM_ID, from) : undefined);
     // Anything logged between reading the last seq and holding the stream is written now.
-    held.pull();
-    return held;
+    holding.held.pull();
+    return holding;
   }
 
   /**
    * Takes over a stream after `Last-Event-ID`: replays what the client missed, then the live tail.
    * `producer` is the instance producing a POST stream (undefined for the standalone stream), watched
-   * from now on; the caller tells it (`takeover`).
+   * from now on; the caller tells it (`takeover`). Resolves as {@link openStandalone} does, or to
+   * undefined when the stream had ended and the client has all of it.
    */
   async resume(
     sessionId: string,
@@ -136,7 +140,7 @@ export class StreamRouter {
     afterSeq: number,
     connection: ClientConnection,
     producer: string | undefined,
-  ): Promise<HeldStream | undefined> {
+  ): Promise<Holding | undefined> {
     if (!this.deps.log) throw new FleetError('EVENT_ID_MALFORMED', 'Bad Request: streams are not resumable');
     // A cursor beyond what the log holds is not this stream's (or its log expired): 404.
     const last = await this.deps.log.lastSeq(sessionId, streamId);
@@ -151,7 +155,8 @@ export class StreamRouter {
         return undefined;
       }
     }
-    const held = await this.hold(sessionId, streamId, connection, afterSeq);
+    const holding = await this.hold(sessionId, streamId, connection, afterSeq);
+    const { held } = holding;
     connection.open();
     if (producer !== undefined && producer !== this.deps.instanceId) {
       this.unwatch.set(
@@ -160,7 +165,7 @@ export class StreamRouter {
       );
     }
     held.pull();
-    return held;
+    return holding;
   }
 
   /** Bus handler of `deliver`: events for a stream held here; a stream not held here is `unheld`. */
@@ -295,10 +300,10 @@ export class StreamRouter {
     streamId: string,
     connection: ClientConnection,
     fromSeq: number,
-  ): Promise<HeldStream> {
+  ): Promise<Holding> {
     if (this.closed) throw new FleetError('SHUTTING_DOWN', 'Server is shutting down');
     const now = Date.now();
-    const previous = await this.deps.registry.claim({
+    const { previous, owner } = await this.deps.registry.claim({
       sessionId,
       streamId,
       transport: 'streamable-http',
@@ -317,7 +322,7 @@ export class StreamRouter {
         .send(previous, { t: 'release', sid: sessionId, streamId, holder: this.deps.instanceId })
         .catch((e: unknown) => this.deps.onError(asError(e), sessionId));
     }
-    return this.track(sessionId, streamId, connection, fromSeq, true);
+    return { held: this.track(sessionId, streamId, connection, fromSeq, true), owner };
   }
 
   private track(

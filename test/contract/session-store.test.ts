@@ -124,10 +124,14 @@ describe('RedisSessionStore', () => {
       lastSeenAt: now,
       active: true,
     } as const;
-    await registry.claim({ ...held, streamId: 'standalone', instanceId: 'holder-1' });
+    // The registration reads the session's owner in the same step (whom the holder must tell).
+    const registered = await registry.claim({ ...held, streamId: 'standalone', instanceId: 'holder-1' });
+    assert.deepEqual(registered, { previous: undefined, owner: 'i2' });
     // A POST stream's holder is not the standalone one.
     await registry.claim({ ...held, streamId: 'post-stream', instanceId: 'holder-2' });
     await store.release(r.id, { owner: 'i2', epoch: 2 }, 'handoff');
+    const again = await registry.claim({ ...held, streamId: 'standalone', instanceId: 'holder-1' });
+    assert.deepEqual(again, { previous: undefined, owner: '' }, 'released: no owner');
     const found = await store.touchOrClaim(r.id, 'alice', 'i3');
     assert.equal(found?.status === 'claimed' && found.standaloneHolder, 'holder-1');
     const failover = await store.claim(r.id, 'i4', { owner: 'i3', epoch: 3 });

@@ -56,6 +56,10 @@ describe('RedisStreamRegistry', () => {
     } finally {
       rp.server.resume();
     }
-    assert.equal(await registry.claim({ ...r, instanceId: 'i2' }), 'i1', 'the late claim still landed');
+    assert.equal(
+      (await registry.claim({ ...r, instanceId: 'i2' })).previous,
+      'i1',
+      'the late claim still landed',
+    );
   });
 });

@@ -59,7 +59,7 @@ const echo = (id: number) =>
     params: { name: 'echo', arguments: { text: 'x' } },
   });
 
-describe('Redis round trips per request (warm on its owner; cold on a new owner)', () => {
+describe('Redis round trips per request (warm on its owner; cold on a new owner; a GET away from its owner)', () => {
   let redis: TestRedis;
   let counter: TcpCounter;
 
@@ -193,6 +193,72 @@ describe('Redis round trips per request (warm on its owner; cold on a new owner)
       }
     });
   }
+
+  it('the registration reads the owner to tell (no read of the owner after it)', async () => {
+    const keyPrefix = TestRedis.prefix();
+    const a = quietFleet(redis.url, keyPrefix, 'sse', { instanceId: 'get-owner' });
+    const b = quietFleet(`redis://127.0.0.1:${counter.port}`, keyPrefix, 'sse', { instanceId: 'get-holder' });
+    const [sa, sb] = await Promise.all([serve(a), serve(b)]);
+    const abort = new AbortController();
+    try {
+      await waitFor('both ready', async () => (await a.ready()) && (await b.ready()));
+      const openGet = (sid: string) =>
+        fetch(sb.url, {
+          headers: {
+            accept: 'text/event-stream',
+            'mcp-session-id': sid,
+            'mcp-protocol-version': '2025-11-25',
+          },
+          signal: abort.signal,
+        });
+      // A first GET loads B's scripts (ioredis sends a script's text once per connection), so the
+      // measured one sends only EVALSHAs.
+      assert.equal((await openGet(await initialize(sa.url))).status, 200);
+      const sid = await initialize(sa.url); // owned by A
+      assert.ok(await b.ready());
+      counter.reset();
+      const get = await openGet(sid);
+      assert.equal(get.status, 200);
+      // The `attach` to the owner is sent as the stream opens, on B's command connection; a PING
+      // sent after it on the same connection arrives after it: everything B sent is counted then.
+      assert.ok(await b.ready());
+      const sent = counter.connections
+        .filter((c) => !/subscribe/i.test(c.sent))
+        .map((c) => c.sent.replace(/\r\n/g, ' '))
+        .join(' | ');
+      assert.match(
+        sent,
+        /publish \S+ \S+:instance:get-owner \S+ \{"t":"attach"/i,
+        `B told the owner: ${sent}`,
+      );
+      // The owner comes back from the registration script (claim-stream.lua), read with it: before,
+      // B asked for the owner again after registering (an HMGET of the session's owner).
+      assert.doesNotMatch(sent, /hmget/i, `no read of the owner after the registration: ${sent}`);
+      // B's commands for this session until the PING, in order: the TTL refresh that names the owner,
+      // the check for another holder, the log's last sequence number, the registration, the read of
+      // anything logged meanwhile, the attach. Nothing after the registration asks for the owner.
+      const label = (cmd: string): string => {
+        if (/^\*\d+ \$\d+ publish /i.test(cmd)) return 'attach';
+        if (/^\*\d+ \$\d+ hgetall /i.test(cmd)) return 'holder?';
+        if (/^\*\d+ \$\d+ evalsha(?: \S+){5} \S+:session /i.test(cmd)) return 'refresh';
+        if (/^\*\d+ \$\d+ evalsha(?: \S+){5} \S+:holder:/i.test(cmd)) return 'register';
+        if (/^\*4 \$\d+ evalsha(?: \S+){5} \S+:events:/i.test(cmd)) return 'last seq';
+        if (/^\*5 \$\d+ evalsha(?: \S+){5} \S+:events:/i.test(cmd)) return 'read';
+        return cmd.slice(0, 40);
+      };
+      const beforePing = sent.slice(0, sent.search(/\*1 \$4 ping/i));
+      const commands = beforePing
+        .split(/(?=\*\d+ \$\d+ [a-z]+ )/i)
+        .filter((c) => c.includes(sid))
+        .map(label);
+      assert.deepEqual(commands, ['refresh', 'holder?', 'last seq', 'register', 'read', 'attach'], sent);
+    } finally {
+      abort.abort();
+      await Promise.all([a.close(), b.close()]);
+      sa.server.close();
+      sb.server.close();
+    }
+  });
 });
 
 describe('Redis round trips per forwarded request (two instances, one Redis)', () => {

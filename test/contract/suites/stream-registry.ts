@@ -45,7 +45,7 @@ export function streamRegistryContract(make: MakeRegistries): void {
   it('claims a stream and reads its record', async () => {
     const { a, b } = open(LONG_TTL);
     const r = stream({ transport: 'sse', active: false, streamId: 'post stream with spaces' });
-    assert.equal(await a.claim(r), undefined);
+    assert.equal((await a.claim(r)).previous, undefined);
     assert.deepEqual(await b.get(r.sessionId, r.streamId), r);
     assert.equal(await b.get(r.sessionId, 'other'), undefined);
     assert.equal(await b.get('unknown', r.streamId), undefined);
@@ -55,9 +55,13 @@ export function streamRegistryContract(make: MakeRegistries): void {
     const { a, b } = open(LONG_TTL);
     const r = stream();
     await a.claim(r);
-    assert.equal(await a.claim({ ...r, lastSeenAt: r.lastSeenAt + 1 }), undefined, 'same holder again');
+    assert.equal(
+      (await a.claim({ ...r, lastSeenAt: r.lastSeenAt + 1 })).previous,
+      undefined,
+      'same holder again',
+    );
     const taken = { ...r, instanceId: 'i2', createdAt: r.createdAt + 5, lastSeenAt: r.lastSeenAt + 5 };
-    assert.equal(await b.claim(taken), 'i1');
+    assert.equal((await b.claim(taken)).previous, 'i1');
     assert.deepEqual(await a.get(r.sessionId, r.streamId), taken);
     assert.equal(await a.count(), 1);
   });
