@@ -74,6 +74,15 @@ export class Copies {
   private readonly lingering = new Map<string, LiveSession>();
   private readonly legacy = new Map<string, LiveSession>();
   private readonly claiming = new Map<string, Promise<LiveSession | undefined>>();
+  /**
+   * What a {@link touchOrClaim} found when it claimed nothing (the session owned elsewhere, or
+   * gone), for the requests of the same principal that joined it: they route by that answer instead
+   * of each asking the store again.
+   */
+  private readonly foundBy = new WeakMap<
+    Promise<LiveSession | undefined>,
+    { principal: string; state: SessionState | undefined }
+  >();
   private closed = false;
 
   constructor(private readonly deps: CopiesDeps) {
@@ -275,20 +284,24 @@ export class Copies {
     principal: string,
   ): Promise<{ copy: LiveSession } | { state: SessionState } | undefined> {
     this.assertOpen();
-    // Join a claim of the session under way here; when it found another owner, look again (a claim
-    // started meanwhile by another request here is joined too, never run beside it).
+    // Join a claim of the session under way here. When it found another owner (or none) for this
+    // principal, that answer is this request's too (as fresh as its own round trip would be: a stale
+    // owner refuses the forward, and the forward asks again). Otherwise look again: a claim started
+    // meanwhile by another request here is joined too, never run beside it.
     for (let pending; (pending = this.claiming.get(sessionId));) {
       const copy = await pending;
       if (copy && copy.record.principal !== principal) throw notFound();
       if (copy) return { copy };
+      const found = this.foundBy.get(pending);
+      if (found?.principal === principal) return found.state && { state: found.state };
     }
-    let state: SessionState | undefined;
+    const found: { principal: string; state: SessionState | undefined } = { principal, state: undefined };
     const claimed = (async () => {
       const token = this.deps.ownership.uncheckedToken();
       const at = Date.now();
       const outcome = await this.deps.ownership.touchOrClaim(sessionId, principal);
       if (outcome?.status !== 'claimed') {
-        state = outcome?.state;
+        found.state = outcome?.state;
         return undefined;
       }
       return this.adopt(outcome, false, at, token);
@@ -297,9 +310,10 @@ export class Copies {
     });
     // A concurrent request for the session here waits for this one rather than claiming too.
     this.claiming.set(sessionId, claimed);
+    this.foundBy.set(claimed, found);
     const copy = await claimed;
     if (copy) return { copy };
-    return state && { state };
+    return found.state && { state: found.state };
   }
 
   /**

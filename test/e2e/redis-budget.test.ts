@@ -194,6 +194,40 @@ describe('Redis round trips per request (warm on its owner; cold on a new owner;
     });
   }
 
+  it('concurrent first requests for a session owned elsewhere share one refresh', async () => {
+    const keyPrefix = TestRedis.prefix();
+    const a = quietFleet(redis.url, keyPrefix, 'json', { instanceId: 'burst-owner' });
+    const b = quietFleet(`redis://127.0.0.1:${counter.port}`, keyPrefix, 'json', {
+      instanceId: 'burst-front',
+    });
+    const [sa, sb] = await Promise.all([serve(a), serve(b)]);
+    try {
+      await waitFor('both ready', async () => (await a.ready()) && (await b.ready()));
+      const sid = await initialize(sa.url); // owned by A; B has never seen it
+      const headers = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
+      counter.reset();
+      const answers = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => rawPost(sb.url, echo(10 + i), headers)),
+      );
+      for (const r of answers) {
+        assert.equal(r.status, 200, r.text);
+        assert.match(r.text, /"text":"x"/);
+      }
+      // The refresh (touch-or-claim.lua, first key the session hash) runs before any forward, so all
+      // of them are on the wire by now. The first request's answer (owner A) serves the seven that
+      // joined it while it was in flight.
+      const sent = counter.connections.map((c) => c.sent.replace(/\r\n/g, ' ')).join(' | ');
+      // A script call whose first key is this session's hash (EVAL the first time on a connection).
+      const refreshes = sent.match(new RegExp(` \\$1 \\d \\$\\d+ \\S+:${sid}:session `, 'g')) ?? [];
+      assert.equal(refreshes.length, 1, sent.slice(0, 3000));
+      assert.equal((await b.health()).liveSessions, 0, 'B built no copy');
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      sa.server.close();
+      sb.server.close();
+    }
+  });
+
   it('the registration reads the owner to tell (no read of the owner after it)', async () => {
     const keyPrefix = TestRedis.prefix();
     const a = quietFleet(redis.url, keyPrefix, 'sse', { instanceId: 'get-owner' });
