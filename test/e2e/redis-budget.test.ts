@@ -51,6 +51,16 @@ function quietFleet(
   });
 }
 
+/**
+ * Waits until every command `fleet` has sent its Redis is answered, without a sleep: its readiness
+ * check sends a PING on the same command connection, after them, and Redis answers in order. (What
+ * the fleet has not sent yet, e.g. on a timer, it does not wait for; these fleets have no timer due.)
+ * The PING is the counters' sentinel: {@link TcpCounter.roundTripsBeforePing}.
+ */
+async function settled(fleet: Fleet): Promise<void> {
+  assert.ok(await fleet.ready(), 'fleet ready (its PING answered)');
+}
+
 const echo = (id: number) =>
   JSON.stringify({
     jsonrpc: '2.0',
@@ -106,14 +116,14 @@ describe('Redis round trips per request (warm on its owner; cold on a new owner;
 
   for (const mode of ['json', 'sse'] as const) {
     it(`${mode} answer: a warm request on its owner costs ${mode === 'json' ? 'no round trip' : 'one round trip, the event-log append'}`, async () => {
-      await withWarmSession(mode, {}, async ({ url, headers }) => {
-        await new Promise((r) => setTimeout(r, 100)); // let fire-and-forget work settle
+      await withWarmSession(mode, {}, async ({ fleet, url, headers }) => {
+        await settled(fleet);
         counter.reset();
         const r = await rawPost(url, echo(2), headers);
         assert.equal(r.status, 200);
         assert.match(r.text, /"text":"x"/);
-        await new Promise((r) => setTimeout(r, 100));
-        const trips = counter.commandRequests();
+        await settled(fleet);
+        const trips = counter.roundTripsBeforePing();
         // The copy was found current in the store by the request before, under the same ownership
         // token (fresh heartbeat, bus subscribed, connection not dropped since): no TTL refresh now.
         // SSE: appending the response to the stream's event log, before the client sees it.
@@ -171,20 +181,17 @@ describe('Redis round trips per request (warm on its owner; cold on a new owner;
         const sid = await initialize(sa.url);
         const headers = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
         await a.close(); // hands the session off: nobody owns it
-        await new Promise((r) => setTimeout(r, 100)); // let fire-and-forget work settle
+        await settled(b);
         counter.reset();
         const r = await rawPost(sb.url, echo(2), headers);
         assert.equal(r.status, 200);
         assert.match(r.text, /"text":"x"/);
-        await new Promise((r) => setTimeout(r, 100));
+        await settled(b);
         // The refresh that found nobody owning it was also the claim (compare-and-set of owner and
         // epoch) and read the holder of the session's GET stream: no refresh before, no read after.
         const expected = mode === 'json' ? 1 : 2;
-        assert.equal(
-          counter.commandRequests(),
-          expected,
-          `round trips: ${counter.commandRequests()}: ${counter.commandsSent()}`,
-        );
+        const trips = counter.roundTripsBeforePing();
+        assert.equal(trips, expected, `round trips: ${trips}: ${counter.commandsSent()}`);
         assert.equal((await b.health()).liveSessions, 1, 'b hydrated the session');
       } finally {
         await Promise.all([a.close(), b.close()]);
@@ -327,28 +334,26 @@ describe('Redis round trips per forwarded request (two instances, one Redis)', (
         const sid = await initialize(sa.url); // owned by A
         const headers = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
         assert.equal((await rawPost(sb.url, echo(1), headers)).status, 200); // B knows the way now
-        await new Promise((r) => setTimeout(r, 100)); // let fire-and-forget work settle
+        await Promise.all([settled(a), settled(b)]);
         owner.reset();
         front.reset();
         const r = await rawPost(sb.url, echo(2), headers);
         assert.equal(r.status, 200);
         assert.match(r.text, /"text":"x"/);
-        await new Promise((r) => setTimeout(r, 100));
+        await Promise.all([settled(a), settled(b)]);
         // B: the PUBLISH of the messages to the owner. The TTL refresh that named the owner was made
         // by the request before, under the same ownership token: it serves the next second.
+        const frontTrips = front.roundTripsBeforePing();
         assert.equal(
-          front.commandRequests(),
+          frontTrips,
           1,
-          `round trips of the receiving instance: ${front.commandRequests()}: ${front.commandsSent()}`,
+          `round trips of the receiving instance: ${frontTrips}: ${front.commandsSent()}`,
         );
         // A: JSON: one PUBLISH carrying the acknowledgement and the answer. SSE: the event-log append
         // (with the acknowledgement written behind it), then the PUBLISH of the logged answer.
         const expected = mode === 'json' ? 1 : 2;
-        assert.equal(
-          owner.commandRequests(),
-          expected,
-          `round trips of the owner: ${owner.commandRequests()}`,
-        );
+        const ownerTrips = owner.roundTripsBeforePing();
+        assert.equal(ownerTrips, expected, `round trips of the owner: ${ownerTrips}`);
       } finally {
         await Promise.all([a.close(), b.close()]);
         sa.server.close();

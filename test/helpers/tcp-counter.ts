@@ -6,6 +6,8 @@ export interface ConnectionStats {
   requests: number;
   /** Everything the client sent, as text (RESP), for asserting which commands ran. */
   sent: string;
+  /** What each burst carried (RESP text), in order. */
+  bursts: string[];
 }
 
 /**
@@ -25,15 +27,19 @@ export class TcpCounter {
 
   async start(): Promise<void> {
     this.server = createServer((client) => {
-      const stats: ConnectionStats = { requests: 0, sent: '' };
+      const stats: ConnectionStats = { requests: 0, sent: '', bursts: [] };
       this.connections.push(stats);
       const upstream = connect(this.targetPort, this.targetHost);
       this.sockets.add(client).add(upstream);
       let awaitingAnswer = false;
       client.on('data', (chunk) => {
-        if (!awaitingAnswer) stats.requests++;
+        if (!awaitingAnswer) {
+          stats.requests++;
+          stats.bursts.push('');
+        }
         awaitingAnswer = true;
         stats.sent += chunk.toString('latin1');
+        stats.bursts[stats.bursts.length - 1] += chunk.toString('latin1');
         upstream.write(chunk);
       });
       upstream.on('data', (chunk) => {
@@ -65,11 +71,31 @@ export class TcpCounter {
       .slice(0, 2000);
   }
 
+  /**
+   * Round trips of the command connections before the first `PING` (a sentinel: a client that sends
+   * it after its other commands on the same connection has had all of them counted once it is
+   * answered). The `PING`'s own burst counts only when other commands went with it. Throws when
+   * more than one command connection sent anything since the last reset (the sentinel orders only
+   * its own) or no `PING` was sent.
+   */
+  roundTripsBeforePing(): number {
+    const commands = this.connections.filter((c) => !/subscribe/i.test(c.sent) && c.bursts.length > 0);
+    if (commands.length !== 1) {
+      throw new Error(`expected one command connection since the reset, got ${commands.length}`);
+    }
+    const bursts = commands[0]!.bursts;
+    const at = bursts.findIndex((b) => /\*1\r\n\$4\r\nping\r\n/i.test(b));
+    if (at < 0) throw new Error('no PING was sent');
+    const withPing = bursts[at]!.replace(/\*1\r\n\$4\r\nping\r\n/i, '');
+    return at + (withPing === '' ? 0 : 1);
+  }
+
   /** Resets the counters (connections stay). */
   reset(): void {
     for (const c of this.connections) {
       c.requests = 0;
       c.sent = /subscribe/i.test(c.sent) ? 'SUBSCRIBE' : '';
+      c.bursts = [];
     }
   }
 
