@@ -59,7 +59,11 @@ export class RedisKeys {
     return `${this.base(sessionId)}:data`;
   }
 
-  /** Stream: one SSE stream's event log, entry ids `<seq>-0`. Expires: with the session; capped by MAXLEN. */
+  /**
+   * One SSE stream's event log: a Stream, entry ids `<seq>-0`, capped by MAXLEN; or, when its first
+   * append ended it within the cap, a List (a sealed log, seq = position). Expires: with the session,
+   * or `endedStreamTtlMs` after its end.
+   */
   events(sessionId: string, streamId: string): string {
     return `${this.base(sessionId)}:events:${streamId}`;
   }

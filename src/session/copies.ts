@@ -285,9 +285,9 @@ export class Copies {
   ): Promise<{ copy: LiveSession } | { state: SessionState } | undefined> {
     this.assertOpen();
     // Join a claim of the session under way here. When it found another owner (or none) for this
-    // principal, that answer is this request's too (as fresh as its own round trip would be: a stale
-    // owner refuses the forward, and the forward asks again). Otherwise look again: a claim started
-    // meanwhile by another request here is joined too, never run beside it.
+    // principal, that answer is this request's too: at most one round trip older than its own would
+    // be, and a stale owner refuses the forward, which then asks the store again. Otherwise look
+    // again: a claim started meanwhile by another request here is joined too, never run beside it.
     for (let pending; (pending = this.claiming.get(sessionId));) {
       const copy = await pending;
       if (copy && copy.record.principal !== principal) throw notFound();

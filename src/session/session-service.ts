@@ -879,8 +879,8 @@ export class SessionService {
     if (copy?.standalone) {
       const sink = copy.standalone.currentSink;
       if (sink && !(sink instanceof RemoteSink)) copy.standalone.detach(sink);
-      return;
     }
+    // Told elsewhere (also with a copy here: the registration named another owner, this copy is stale).
     if (owner && owner !== this.me) {
       void this.deps.bus.send(owner, { t: 'detach', sid: sessionId, holder: this.me }).catch(() => 0);
     }

@@ -8,7 +8,6 @@ import { END_MARKER } from '../transport/outbound-stream.js';
 import type { ClientConnection } from '../transport/connection.js';
 import { HeldStream } from './held-stream.js';
 
-/** What the {@link StreamRouter} needs. */
 /** A stream now held here, with the session's owner as its registration found it. */
 export interface Holding {
   held: HeldStream;
@@ -16,6 +15,7 @@ export interface Holding {
   owner: string | undefined;
 }
 
+/** What the {@link StreamRouter} needs. */
 export interface StreamRouterDeps {
   instanceId: string;
   bus: FleetBus;

@@ -72,22 +72,21 @@ export class TcpCounter {
   }
 
   /**
-   * Round trips of the command connections before the first `PING` (a sentinel: a client that sends
-   * it after its other commands on the same connection has had all of them counted once it is
-   * answered). The `PING`'s own burst counts only when other commands went with it. Throws when
-   * more than one command connection sent anything since the last reset (the sentinel orders only
-   * its own) or no `PING` was sent.
+   * Round trips of the command connection since the last reset, not counting bursts that carried
+   * nothing but `PING`s (the sentinels of a test: a client that sends one after its other commands on
+   * the same connection has had all of them counted once it is answered). A `PING` that went with
+   * other commands does not hide them: that burst counts. Throws when more than one command
+   * connection sent anything since the reset (a sentinel orders only its own) or no `PING` was sent.
    */
-  roundTripsBeforePing(): number {
+  roundTripsExceptPings(): number {
     const commands = this.connections.filter((c) => !/subscribe/i.test(c.sent) && c.bursts.length > 0);
     if (commands.length !== 1) {
       throw new Error(`expected one command connection since the reset, got ${commands.length}`);
     }
+    const pings = /\*1\r\n\$4\r\nping\r\n/gi;
     const bursts = commands[0]!.bursts;
-    const at = bursts.findIndex((b) => /\*1\r\n\$4\r\nping\r\n/i.test(b));
-    if (at < 0) throw new Error('no PING was sent');
-    const withPing = bursts[at]!.replace(/\*1\r\n\$4\r\nping\r\n/i, '');
-    return at + (withPing === '' ? 0 : 1);
+    if (!bursts.some((b) => b.replace(pings, '') !== b)) throw new Error('no PING was sent');
+    return bursts.filter((b) => b.replace(pings, '') !== '').length;
   }
 
   /** Resets the counters (connections stay). */
