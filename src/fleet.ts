@@ -139,7 +139,7 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   } else {
     const memoryStore = new MemorySessionStore(ttl);
     store = memoryStore;
-    registry = new MemoryStreamRegistry({ heartbeatTtlMs });
+    registry = new MemoryStreamRegistry({ heartbeatTtlMs, sessionOwner: (sid) => memoryStore.ownerOf(sid) });
     instances = new MemoryInstanceRegistry();
     if (opts.resumable) {
       log = new MemoryEventLog({

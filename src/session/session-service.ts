@@ -433,14 +433,13 @@ export class SessionService {
     protocolVersion?: string,
   ): Promise<void> {
     const route = await this.resolve(sessionId, principal.id, 'streamable-http', protocolVersion);
-    const seen = this.ownershipOf(route);
     if (route.kind === 'local') route.copy.unlease();
     if (this.draining) {
       await this.redirect(sessionId, STANDALONE_STREAM_ID, connection, priming);
       return;
     }
     const { owner } = await this.deps.router.openStandalone(sessionId, connection, priming);
-    this.announceStandalone(sessionId, seen, owner);
+    this.announceStandalone(sessionId, owner);
   }
 
   /** `GET` with `Last-Event-ID`: takes over any stream of the session and replays what was missed. */
@@ -453,7 +452,6 @@ export class SessionService {
   ): Promise<void> {
     if (!this.deps.log) throw new FleetError('EVENT_ID_MALFORMED', 'Bad Request: streams are not resumable');
     const route = await this.resolve(sessionId, principal.id, 'streamable-http', protocolVersion);
-    const seen = this.ownershipOf(route);
     if (route.kind === 'local') route.copy.unlease();
     const { streamId, seq } = cursor;
     const producer = streamId === STANDALONE_STREAM_ID ? undefined : producerOf(streamId);
@@ -472,7 +470,7 @@ export class SessionService {
     if (!holding) return; // the stream had ended, and the client has all of it
     const { held } = holding;
     if (producer === undefined) {
-      this.announceStandalone(sessionId, seen, holding.owner);
+      this.announceStandalone(sessionId, holding.owner);
       return;
     }
     if (producer === this.me) {
@@ -1129,10 +1127,6 @@ export class SessionService {
     return { kind: 'local', copy };
   }
 
-  private ownershipOf(route: Route): OwnershipOf {
-    return route.kind === 'local' ? { owner: this.me, epoch: route.copy.epoch } : route.seen;
-  }
-
   /** Waits (bounded by the grace period) for a copy here to finish its handoff. */
   private async awaitHandoff(copy: LiveSession): Promise<void> {
     copy.unlease(); // the handoff waits for our lease too
@@ -1230,34 +1224,13 @@ export class SessionService {
   }
 
   /**
-   * Tells the session's owner that its standalone stream is held here now: the owner the
-   * registration read (`atRegistration`), or, from a registry that cannot tell, the owner `seen`
-   * before it, asking the store again afterwards.
+   * Tells the session's owner that its standalone stream is held here now. `owner` was read with the
+   * stream's registration: a claim before it is that owner, and a claim after it reads this holder
+   * (an owner seen before the registration may have released the session and would drop the attach).
    */
-  private announceStandalone(sessionId: string, seen: OwnershipOf, atRegistration: string | undefined): void {
-    if (atRegistration !== undefined) {
-      // Read with the registration: a claim after it reads this holder; one before it is this owner.
-      if (atRegistration === this.me) this.attachHere(sessionId);
-      else if (atRegistration !== '') this.announceTo(atRegistration, sessionId);
-      return;
-    }
-    if (seen.owner === this.me || this.deps.copies.get(sessionId)) {
-      this.attachHere(sessionId);
-      return;
-    }
-    if (seen.owner !== '') this.announceTo(seen.owner, sessionId);
-    // The owner seen before this stream was registered may have changed since: a claim between that
-    // look and the registration read no holder (and `seen.owner`, if it released the session, drops
-    // the attach). Ask again now that the registration is in, and tell a new owner.
-    void this.deps.store
-      .peek(sessionId)
-      .then((now) => {
-        if (!now || now.owner === '' || now.owner === seen.owner) return;
-        if (!this.deps.router.get(sessionId, STANDALONE_STREAM_ID)) return; // closed meanwhile
-        if (now.owner === this.me) this.attachHere(sessionId);
-        else this.announceTo(now.owner, sessionId);
-      })
-      .catch((e: unknown) => this.deps.onError(asError(e), sessionId));
+  private announceStandalone(sessionId: string, owner: string): void {
+    if (owner === this.me) this.attachHere(sessionId);
+    else if (owner !== '') this.announceTo(owner, sessionId);
   }
 
   /** Points the copy here (or the one being claimed here, once built) at the standalone stream held here. */

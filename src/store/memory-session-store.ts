@@ -199,6 +199,11 @@ export class MemorySessionStore implements SessionStore {
     this.sweepTimer = undefined;
   }
 
+  /** The session's owner now, '' when it has none or is gone (for the stream registry of the same process). */
+  ownerOf(id: string): string {
+    return this.live(id)?.record.owner ?? '';
+  }
+
   /** Whether a write fenced with `fence` may go ahead now (for the event log of the same process). */
   checkFence(id: string, fence: Fence): WriteOutcome {
     return this.fenced(id, fence);

@@ -12,6 +12,11 @@ export interface MemoryStreamRegistryOptions {
    * @default Date.now
    */
   now?: () => number;
+  /**
+   * The session's owner now ('' for none), read when a record is written ({@link StreamClaim.owner}):
+   * the session store of the same process (`MemorySessionStore.ownerOf`).
+   */
+  sessionOwner: (sessionId: string) => string;
 }
 
 interface Entry {
@@ -27,12 +32,14 @@ export class MemoryStreamRegistry implements StreamRegistry {
   private readonly entries = new Map<string, Entry>();
   private readonly heartbeatTtlMs: number;
   private readonly now: () => number;
+  private readonly sessionOwner: (sessionId: string) => string;
   /** Size at which claim sweeps expired records next, so abandoned ones cannot pile up. */
   private sweepAt = 64;
 
-  constructor(opts: MemoryStreamRegistryOptions = {}) {
+  constructor(opts: MemoryStreamRegistryOptions) {
     this.heartbeatTtlMs = opts.heartbeatTtlMs ?? 30_000;
     this.now = opts.now ?? Date.now;
+    this.sessionOwner = opts.sessionOwner;
   }
 
   /** {@inheritDoc StreamRegistry.claim} */
@@ -45,10 +52,10 @@ export class MemoryStreamRegistry implements StreamRegistry {
       this.sweepAt = Math.max(64, this.entries.size * 2);
     }
     this.entries.set(key, { record: { ...record }, expiresAt: this.now() + this.heartbeatTtlMs });
-    // The session store is another object: the owner is the caller's to ask.
+    // In the same synchronous step as the write: no claim of the session can come in between.
     return {
       previous: previous !== undefined && previous !== record.instanceId ? previous : undefined,
-      owner: undefined,
+      owner: this.sessionOwner(record.sessionId),
     };
   }
 

@@ -23,10 +23,9 @@ export interface StreamClaim {
    * The session's owner at the moment the record was written ('' when it has none or is gone), read
    * in the same atomic step: a claim of the session after it reads this record (a session claim
    * reads the standalone stream's holder), so an instance that registers a stream and then tells
-   * this owner misses no owner in between. Undefined when the registry cannot tell (its state is not
-   * the session store's): the caller asks the store.
+   * this owner misses no owner in between.
    */
-  owner: string | undefined;
+  owner: string;
 }
 
 /**
@@ -36,8 +35,8 @@ export interface StreamClaim {
 export interface StreamRegistry {
   /**
    * Records that `record.instanceId` now holds the stream (replacing a previous holder). Resolves to
-   * the previous holder (if another instance held it) and, where the registry shares the session
-   * store's state, the session's owner read atomically with the write.
+   * the previous holder (if another instance held it) and the session's owner, read atomically with
+   * the write.
    */
   claim(record: StreamRecord): Promise<StreamClaim>;
   /** The record of a stream while it is held, else undefined. */

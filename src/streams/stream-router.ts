@@ -11,8 +11,8 @@ import { HeldStream } from './held-stream.js';
 /** A stream now held here, with the session's owner as its registration found it. */
 export interface Holding {
   held: HeldStream;
-  /** The owner read with the registration (`StreamClaim.owner`): undefined when the registry cannot tell. */
-  owner: string | undefined;
+  /** The session's owner, read with the registration (`StreamClaim.owner`; '' for none). */
+  owner: string;
 }
 
 /** What the {@link StreamRouter} needs. */

@@ -8,8 +8,19 @@ import { stream, ref, streamRegistryContract } from './suites/stream-registry.js
 
 describe('MemoryStreamRegistry', () => {
   streamRegistryContract((heartbeatTtlMs) => {
-    const registry = new MemoryStreamRegistry({ heartbeatTtlMs });
+    const registry = new MemoryStreamRegistry({ heartbeatTtlMs, sessionOwner: () => '' });
     return { a: registry, b: registry };
+  });
+
+  it("reads the session's owner with the write, from the session store it is given", async () => {
+    const owners = new Map([['s-owned', 'i9']]);
+    const registry = new MemoryStreamRegistry({ sessionOwner: (sid) => owners.get(sid) ?? '' });
+    const r = stream({ sessionId: 's-owned' });
+    assert.deepEqual(await registry.claim(r), { previous: undefined, owner: 'i9' });
+    assert.deepEqual(await registry.claim({ ...r, sessionId: 's-other' }), {
+      previous: undefined,
+      owner: '',
+    });
   });
 });
 

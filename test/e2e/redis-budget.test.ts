@@ -116,6 +116,36 @@ describe('Redis round trips per request (warm on its owner; cold on a new owner;
     }
   }
 
+  interface Pair {
+    a: Fleet;
+    b: Fleet;
+    aUrl: string;
+    bUrl: string;
+  }
+
+  /**
+   * Two instances on one key prefix: A straight to Redis, B behind the counter; both served and
+   * ready, closed after `body`.
+   */
+  async function withPair(
+    mode: 'json' | 'sse',
+    [idA, idB]: [string, string],
+    body: (p: Pair) => Promise<void>,
+  ): Promise<void> {
+    const keyPrefix = TestRedis.prefix();
+    const a = quietFleet(redis.url, keyPrefix, mode, { instanceId: idA });
+    const b = quietFleet(`redis://127.0.0.1:${counter.port}`, keyPrefix, mode, { instanceId: idB });
+    const [sa, sb] = await Promise.all([serve(a), serve(b)]);
+    try {
+      await waitFor('both ready', async () => (await a.ready()) && (await b.ready()));
+      await body({ a, b, aUrl: sa.url, bUrl: sb.url });
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      sa.server.close();
+      sb.server.close();
+    }
+  }
+
   for (const mode of ['json', 'sse'] as const) {
     it(`${mode} answer: a warm request on its owner costs ${mode === 'json' ? 'no round trip' : 'one round trip, the event-log append'}`, async () => {
       await withWarmSession(mode, {}, async ({ fleet, url, headers }) => {
@@ -174,18 +204,13 @@ describe('Redis round trips per request (warm on its owner; cold on a new owner;
 
   for (const mode of ['json', 'sse'] as const) {
     it(`${mode} answer: one round trip refreshes, claims and reads the GET stream's holder${mode === 'sse' ? '; then the append' : ''}`, async () => {
-      const keyPrefix = TestRedis.prefix();
-      const a = quietFleet(redis.url, keyPrefix, mode, { instanceId: 'cold-a' });
-      const b = quietFleet(`redis://127.0.0.1:${counter.port}`, keyPrefix, mode, { instanceId: 'cold-b' });
-      const [sa, sb] = await Promise.all([serve(a), serve(b)]);
-      try {
-        await waitFor('b ready', () => b.ready());
-        const sid = await initialize(sa.url);
+      await withPair(mode, ['cold-a', 'cold-b'], async ({ a, b, aUrl, bUrl }) => {
+        const sid = await initialize(aUrl);
         const headers = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
         await a.close(); // hands the session off: nobody owns it
         await settled(b);
         counter.reset();
-        const r = await rawPost(sb.url, echo(2), headers);
+        const r = await rawPost(bUrl, echo(2), headers);
         assert.equal(r.status, 200);
         assert.match(r.text, /"text":"x"/);
         await settled(b);
@@ -195,28 +220,17 @@ describe('Redis round trips per request (warm on its owner; cold on a new owner;
         const trips = counter.roundTripsExceptPings();
         assert.equal(trips, expected, `round trips: ${trips}: ${counter.commandsSent()}`);
         assert.equal((await b.health()).liveSessions, 1, 'b hydrated the session');
-      } finally {
-        await Promise.all([a.close(), b.close()]);
-        sa.server.close();
-        sb.server.close();
-      }
+      });
     });
   }
 
   it('concurrent first requests for a session owned elsewhere share one refresh', async () => {
-    const keyPrefix = TestRedis.prefix();
-    const a = quietFleet(redis.url, keyPrefix, 'json', { instanceId: 'burst-owner' });
-    const b = quietFleet(`redis://127.0.0.1:${counter.port}`, keyPrefix, 'json', {
-      instanceId: 'burst-front',
-    });
-    const [sa, sb] = await Promise.all([serve(a), serve(b)]);
-    try {
-      await waitFor('both ready', async () => (await a.ready()) && (await b.ready()));
-      const sid = await initialize(sa.url); // owned by A; B has never seen it
+    await withPair('json', ['burst-owner', 'burst-front'], async ({ b, aUrl, bUrl }) => {
+      const sid = await initialize(aUrl); // owned by A; B has never seen it
       const headers = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
       counter.reset();
       const answers = await Promise.all(
-        Array.from({ length: 8 }, (_, i) => rawPost(sb.url, echo(10 + i), headers)),
+        Array.from({ length: 8 }, (_, i) => rawPost(bUrl, echo(10 + i), headers)),
       );
       for (const r of answers) {
         assert.equal(r.status, 200, r.text);
@@ -225,82 +239,69 @@ describe('Redis round trips per request (warm on its owner; cold on a new owner;
       // The refresh (touch-or-claim.lua, first key the session hash) runs before any forward, so all
       // of them are on the wire by now. The first request's answer (owner A) serves the seven that
       // joined it while it was in flight.
-      const sent = counter.connections.map((c) => c.sent.replace(/\r\n/g, ' ')).join(' | ');
+      const sent = counter.commandsSent(Infinity);
       // A script call whose first key is this session's hash (EVAL the first time on a connection).
       const refreshes = sent.match(new RegExp(` \\$1 \\d \\$\\d+ \\S+:${sid}:session `, 'g')) ?? [];
       assert.equal(refreshes.length, 1, sent.slice(0, 3000));
       assert.equal((await b.health()).liveSessions, 0, 'B built no copy');
-    } finally {
-      await Promise.all([a.close(), b.close()]);
-      sa.server.close();
-      sb.server.close();
-    }
+    });
   });
 
   it('the registration reads the owner to tell (no read of the owner after it)', async () => {
-    const keyPrefix = TestRedis.prefix();
-    const a = quietFleet(redis.url, keyPrefix, 'sse', { instanceId: 'get-owner' });
-    const b = quietFleet(`redis://127.0.0.1:${counter.port}`, keyPrefix, 'sse', { instanceId: 'get-holder' });
-    const [sa, sb] = await Promise.all([serve(a), serve(b)]);
-    const abort = new AbortController();
-    try {
-      await waitFor('both ready', async () => (await a.ready()) && (await b.ready()));
-      const openGet = (sid: string) =>
-        fetch(sb.url, {
-          headers: {
-            accept: 'text/event-stream',
-            'mcp-session-id': sid,
-            'mcp-protocol-version': '2025-11-25',
-          },
-          signal: abort.signal,
-        });
-      // A first GET loads B's scripts (ioredis sends a script's text once per connection), so the
-      // measured one sends only EVALSHAs.
-      assert.equal((await openGet(await initialize(sa.url))).status, 200);
-      const sid = await initialize(sa.url); // owned by A
-      assert.ok(await b.ready());
-      counter.reset();
-      const get = await openGet(sid);
-      assert.equal(get.status, 200);
-      // The `attach` to the owner is sent as the stream opens, on B's command connection; a PING
-      // sent after it on the same connection arrives after it: everything B sent is counted then.
-      assert.ok(await b.ready());
-      const sent = counter.connections
-        .filter((c) => !/subscribe/i.test(c.sent))
-        .map((c) => c.sent.replace(/\r\n/g, ' '))
-        .join(' | ');
-      assert.match(
-        sent,
-        /publish \S+ \S+:instance:get-owner \S+ \{"t":"attach"/i,
-        `B told the owner: ${sent}`,
-      );
-      // The owner comes back from the registration script (claim-stream.lua), read with it: before,
-      // B asked for the owner again after registering (an HMGET of the session's owner).
-      assert.doesNotMatch(sent, /hmget/i, `no read of the owner after the registration: ${sent}`);
-      // B's commands for this session until the PING, in order: the TTL refresh that names the owner,
-      // the check for another holder, the log's last sequence number, the registration, the read of
-      // anything logged meanwhile, the attach. Nothing after the registration asks for the owner.
-      const label = (cmd: string): string => {
-        if (/^\*\d+ \$\d+ publish /i.test(cmd)) return 'attach';
-        if (/^\*\d+ \$\d+ hgetall /i.test(cmd)) return 'holder?';
-        if (/^\*\d+ \$\d+ evalsha(?: \S+){5} \S+:session /i.test(cmd)) return 'refresh';
-        if (/^\*\d+ \$\d+ evalsha(?: \S+){5} \S+:holder:/i.test(cmd)) return 'register';
-        if (/^\*4 \$\d+ evalsha(?: \S+){5} \S+:events:/i.test(cmd)) return 'last seq';
-        if (/^\*5 \$\d+ evalsha(?: \S+){5} \S+:events:/i.test(cmd)) return 'read';
-        return cmd.slice(0, 40);
-      };
-      const beforePing = sent.slice(0, sent.search(/\*1 \$4 ping/i));
-      const commands = beforePing
-        .split(/(?=\*\d+ \$\d+ [a-z]+ )/i)
-        .filter((c) => c.includes(sid))
-        .map(label);
-      assert.deepEqual(commands, ['refresh', 'holder?', 'last seq', 'register', 'read', 'attach'], sent);
-    } finally {
-      abort.abort();
-      await Promise.all([a.close(), b.close()]);
-      sa.server.close();
-      sb.server.close();
-    }
+    await withPair('sse', ['get-owner', 'get-holder'], async ({ b, aUrl, bUrl }) => {
+      const abort = new AbortController(); // ends the GET streams before the fleets close
+      try {
+        const openGet = (sid: string) =>
+          fetch(bUrl, {
+            headers: {
+              accept: 'text/event-stream',
+              'mcp-session-id': sid,
+              'mcp-protocol-version': '2025-11-25',
+            },
+            signal: abort.signal,
+          });
+        // A first GET loads B's scripts (ioredis sends a script's text once per connection), so the
+        // measured one sends only EVALSHAs.
+        assert.equal((await openGet(await initialize(aUrl))).status, 200);
+        const sid = await initialize(aUrl); // owned by A
+        assert.ok(await b.ready());
+        counter.reset();
+        const get = await openGet(sid);
+        assert.equal(get.status, 200);
+        // The `attach` to the owner is sent as the stream opens, on B's command connection; a PING
+        // sent after it on the same connection arrives after it: everything B sent is counted then.
+        assert.ok(await b.ready());
+        const sent = counter.commandsSent(Infinity);
+        assert.match(
+          sent,
+          /publish \S+ \S+:instance:get-owner \S+ \{"t":"attach"/i,
+          `B told the owner: ${sent}`,
+        );
+        // The owner comes back from the registration script (claim-stream.lua), read with it: before,
+        // B asked for the owner again after registering (an HMGET of the session's owner).
+        assert.doesNotMatch(sent, /hmget/i, `no read of the owner after the registration: ${sent}`);
+        // B's commands for this session until the PING, in order: the TTL refresh that names the owner,
+        // the check for another holder, the log's last sequence number, the registration, the read of
+        // anything logged meanwhile, the attach. Nothing after the registration asks for the owner.
+        const label = (cmd: string): string => {
+          if (/^\*\d+ \$\d+ publish /i.test(cmd)) return 'attach';
+          if (/^\*\d+ \$\d+ hgetall /i.test(cmd)) return 'holder?';
+          if (/^\*\d+ \$\d+ evalsha(?: \S+){5} \S+:session /i.test(cmd)) return 'refresh';
+          if (/^\*\d+ \$\d+ evalsha(?: \S+){5} \S+:holder:/i.test(cmd)) return 'register';
+          if (/^\*4 \$\d+ evalsha(?: \S+){5} \S+:events:/i.test(cmd)) return 'last seq';
+          if (/^\*5 \$\d+ evalsha(?: \S+){5} \S+:events:/i.test(cmd)) return 'read';
+          return cmd.slice(0, 40);
+        };
+        const beforePing = sent.slice(0, sent.search(/\*1 \$4 ping/i));
+        const commands = beforePing
+          .split(/(?=\*\d+ \$\d+ [a-z]+ )/i)
+          .filter((c) => c.includes(sid))
+          .map(label);
+        assert.deepEqual(commands, ['refresh', 'holder?', 'last seq', 'register', 'read', 'attach'], sent);
+      } finally {
+        abort.abort();
+      }
+    });
   });
 });
 

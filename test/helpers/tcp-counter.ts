@@ -62,13 +62,16 @@ export class TcpCounter {
     return this.connections.filter((c) => !/subscribe/i.test(c.sent)).reduce((n, c) => n + c.requests, 0);
   }
 
-  /** What the command connections sent since the last reset, RESP flattened to one line (for messages). */
-  commandsSent(): string {
+  /**
+   * What the command connections sent since the last reset, RESP flattened to one line: the first
+   * `limit` characters (enough for an assertion message; `Infinity` for all of it).
+   */
+  commandsSent(limit = 2000): string {
     return this.connections
       .filter((c) => !/subscribe/i.test(c.sent))
       .map((c) => c.sent.replace(/\r\n/g, ' '))
       .join(' | ')
-      .slice(0, 2000);
+      .slice(0, limit);
   }
 
   /**
