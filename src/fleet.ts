@@ -338,7 +338,10 @@ export function createFleet<T extends JsonValue = JsonValue>(options: FleetOptio
   let closed = false;
   bus
     .start(me, (m) => dispatcher.dispatch(m))
-    // The heartbeat starts once Redis answers (an instance is listed as alive when it can be reached).
+    // The heartbeat starts once Redis answers (an instance is listed as alive when it can be reached)
+    // on the command connection too: the subscriber's may be up first, and a beat sent while this one
+    // is still connecting fails at once (no offline queue), leaving the instance unlisted for a beat.
+    .then(() => gate?.connected())
     .then(() => owner.start())
     .catch((err: unknown) => {
       // Rejects only when closed before subscribing, or when the client's retryStrategy gave up.

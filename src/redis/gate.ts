@@ -38,6 +38,18 @@ export class StoreGate {
     this.client.off('ready', this.onReady);
   }
 
+  /**
+   * Resolves once the command connection has been ready (at once if it has): what waits for the
+   * first connection without a bound, such as the first heartbeat, which sent while still
+   * connecting would fail (no offline queue) and be retried only a heartbeat later.
+   */
+  connected(): Promise<void> {
+    if (this.everReady) return Promise.resolve();
+    // A caller's client made with `lazyConnect` connects on its first command, which is this wait's.
+    if (this.client.status === 'wait') this.client.connect().catch(() => undefined); // 'error' reports it
+    return new Promise<void>((resolve) => this.waiters.add(resolve));
+  }
+
   admit(): Promise<void> {
     const status = this.client.status;
     if (status === 'ready') return Promise.resolve();

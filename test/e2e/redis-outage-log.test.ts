@@ -2,6 +2,8 @@
 // Redis and where it is, not one line per reconnection attempt.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer, connect, type Socket } from 'node:net';
+import { Redis } from 'ioredis';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { createFleet, type Fleet } from '../../src/index.js';
 import { TestRedis } from '../helpers/redis-server.js';
@@ -97,6 +99,85 @@ describe("the caller's Redis client", () => {
       assert.equal(await client.ping(), 'PONG', 'the client is still the caller’s, open');
     } finally {
       client.disconnect();
+      await redis.stop();
+    }
+  });
+});
+
+describe("the caller's lazy Redis client", () => {
+  it('is connected by the fleet (a lazyConnect client connects on its first command)', async () => {
+    const redis = await TestRedis.start();
+    const client = new Redis(redis.url, { lazyConnect: true });
+    const fleet = createFleet({
+      server: () => new McpServer({ name: 'lazy', version: '1.0.0' }),
+      redis: client,
+      keyPrefix: TestRedis.prefix(),
+      heartbeatMs: 600_000,
+      instanceTtlMs: 1_800_000,
+    });
+    try {
+      await waitFor('the fleet to be ready', () => fleet.ready(), 10_000);
+      assert.equal(client.status, 'ready');
+    } finally {
+      await fleet.close();
+      client.disconnect();
+      await redis.stop();
+    }
+  });
+});
+
+describe('startup', () => {
+  it('the first heartbeat waits for the command connection (the subscriber may connect first)', async () => {
+    // A pass-through that holds the fleet's first connection (its command connection, opened by
+    // createFleet) until the second one (the bus subscriber) has been answered a SUBSCRIBE. A beat
+    // sent meanwhile would fail at once (no offline queue): the instance would log an outage that
+    // never was and stay unlisted, so not ready, until the next beat, here ten minutes away.
+    const redis = await TestRedis.start();
+    const sockets: Socket[] = [];
+    let releaseFirst!: () => void;
+    const firstReleased = new Promise<void>((r) => (releaseFirst = r));
+    let accepted = 0;
+    const gate = createServer((client) => {
+      const nth = ++accepted;
+      const upstream = connect(redis.port, '127.0.0.1');
+      sockets.push(client, upstream);
+      const hold = nth === 1 ? firstReleased : Promise.resolve();
+      client.on('data', (chunk) => void hold.then(() => upstream.write(chunk)));
+      upstream.on('data', (chunk) => {
+        client.write(chunk);
+        if (nth === 2 && /subscribe/i.test(chunk.toString('latin1'))) releaseFirst();
+      });
+      for (const s of [client, upstream]) s.on('error', () => undefined).on('close', () => s.destroy());
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((r) => gate.listen(0, '127.0.0.1', r));
+    const lines: Line[] = [];
+    const fleet = createFleet({
+      server: () => new McpServer({ name: 'startup', version: '1.0.0' }),
+      redis: `redis://127.0.0.1:${(gate.address() as { port: number }).port}`,
+      keyPrefix: TestRedis.prefix(),
+      logger: recordingLogger(lines),
+      heartbeatMs: 600_000,
+      instanceTtlMs: 1_800_000,
+    });
+    try {
+      await waitFor('the fleet to be ready', () => fleet.ready(), 10_000);
+      assert.equal(accepted, 2, 'the command connection and the subscriber');
+      assert.deepEqual(
+        lines.filter((l) => l.level === 'warn' || l.level === 'error').map((l) => l.msg),
+        [],
+        'no outage logged',
+      );
+      assert.deepEqual(
+        lines.filter((l) => l.msg === 'instance heartbeat failed'),
+        [],
+        'the first heartbeat reached Redis',
+      );
+    } finally {
+      await fleet.close();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => gate.close(() => r()));
       await redis.stop();
     }
   });
