@@ -12,6 +12,7 @@ import { buildDemoServer } from '../fixtures/demo-server.js';
 import { rawPost } from '../helpers/mcp-client.js';
 import { TestRedis } from '../helpers/redis-server.js';
 import { SseReader } from '../helpers/sse-reader.js';
+import { waitFor } from '../helpers/wait.js';
 
 interface Served {
   fleet: Fleet;
@@ -35,14 +36,6 @@ async function stop(s: Served): Promise<void> {
   await s.fleet.close();
   s.http.closeAllConnections();
   s.http.close();
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** Status of `GET /sse` (the stream, when one opens, is closed at once). */
@@ -103,7 +96,6 @@ describe('message bus recovery', () => {
     const a = await serve({ ...options, instanceId: 'a' });
     const b = await serve({ ...options, instanceId: 'b' });
 
-    await new Promise((r) => setTimeout(r, 500));
     for (const s of [a, b]) {
       assert.equal(await s.fleet.ready(), false);
       assert.equal(await sseStatus(s.url), 503);

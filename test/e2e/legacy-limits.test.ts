@@ -9,6 +9,7 @@ import { buildDemoServer } from '../fixtures/demo-server.js';
 import { rawPost } from '../helpers/mcp-client.js';
 import { TestRedis } from '../helpers/redis-server.js';
 import { SseReader } from '../helpers/sse-reader.js';
+import { waitFor } from '../helpers/wait.js';
 
 const open: Array<{ fleet: Fleet; http: Server }> = [];
 
@@ -93,10 +94,15 @@ describe('legacy SSE limits', () => {
     const s3 = await openSse(base);
     assert.deepEqual([s1.status, s2.status, s3.status], [200, 200, 503]);
     s1.close();
-    await new Promise((r) => setTimeout(r, 100));
-    const s4 = await openSse(base);
-    assert.equal(s4.status, 200, 'a closed stream frees its slot');
-    for (const s of [s2, s3, s4]) s.close();
+    // The server sees the close a moment later; until then a new stream is still refused.
+    let s4: Awaited<ReturnType<typeof openSse>> | undefined;
+    await waitFor('a closed stream to free its slot', async () => {
+      const s = await openSse(base);
+      if (s.status === 200) s4 = s;
+      else s.close();
+      return s4 !== undefined;
+    });
+    for (const s of [s2, s3, s4!]) s.close();
   });
 
   it('cuts off a client that stops reading its stream (bounded buffer) and ends its session', async () => {

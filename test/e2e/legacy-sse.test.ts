@@ -21,6 +21,7 @@ import { rawPost, textOf } from '../helpers/mcp-client.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
 import { TestRedis } from '../helpers/redis-server.js';
 import { SseReader } from '../helpers/sse-reader.js';
+import { waitFor } from '../helpers/wait.js';
 
 const ENTRY = 'test/fixtures/demo-instance.ts';
 /** FleetOptions.legacyPostTimeoutMs default: the documented bound on waiting for the owner's ack. */
@@ -56,14 +57,6 @@ async function connectSse(
 
 /** The pid in a default instance id (`<hostname>-<pid>-<6 random hex>`). */
 const pidOf = (instanceId: string) => Number(/-(\d+)-[0-9a-f]{6}$/.exec(instanceId)?.[1]);
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const notification = JSON.stringify({
   jsonrpc: '2.0',
@@ -370,7 +363,8 @@ describe('legacy HTTP+SSE across instances', () => {
     const key = new RedisKeys(env.KEY_PREFIX!).session(c.sessionId);
     const before = await redisClient.pttl(key);
     assert.ok(before > 0, `session key ${key} has a TTL`);
-    await new Promise((r) => setTimeout(r, 50));
+    // Counted down since (a refresh now would put it back above `before`).
+    await waitFor('the idle TTL to count down', async () => (await redisClient.pttl(key)) < before);
     const r = await rawPost(`${owner.url}/messages?sessionId=${c.sessionId}`, notification, {
       authorization: 'Bearer ttl-mallory',
     });

@@ -14,6 +14,8 @@ import { rawPost } from '../helpers/mcp-client.js';
 import { RedisKeys } from '../../src/redis/keys.js';
 import { TestRedis } from '../helpers/redis-server.js';
 import { SseReader, type SseEvent } from '../helpers/sse-reader.js';
+import { recordingLogger, type Line } from '../helpers/recording-logger.js';
+import { waitFor } from '../helpers/wait.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PROTOCOL = '2025-11-25';
@@ -148,13 +150,7 @@ function differingPositions(a: string, b: string): number {
 
 /** Waits until every fleet has subscribed to its bus channels. */
 async function untilReady(...fleets: Fleet[]): Promise<void> {
-  const deadline = Date.now() + 5000;
-  for (const f of fleets) {
-    while (!(await f.ready())) {
-      assert.ok(Date.now() < deadline, `fleet ${f.instanceId} ready in time`);
-      await sleep(50);
-    }
-  }
+  for (const f of fleets) await waitFor(`fleet ${f.instanceId} ready`, () => f.ready(), 5000);
 }
 
 function seqOf(ev: SseEvent): number {
@@ -191,7 +187,14 @@ describe('regressions of the review findings', () => {
     };
     const prefix = TestRedis.prefix();
     // The tools run on A; answers posted to B are forwarded to A over the bus.
-    const a = await serve({ redis: redis.url, keyPrefix: prefix, instanceId: 'inject-a', tools });
+    const aLines: Line[] = [];
+    const a = await serve({
+      redis: redis.url,
+      keyPrefix: prefix,
+      instanceId: 'inject-a',
+      tools,
+      logger: recordingLogger(aLines),
+    });
     const b = await serve({ redis: redis.url, keyPrefix: prefix, instanceId: 'inject-b', tools });
     try {
       await untilReady(a.fleet, b.fleet);
@@ -225,7 +228,14 @@ describe('regressions of the review findings', () => {
         assert.equal(asked?.method, 'elicitation/create');
         wireIds.push(String(asked.id));
         await answer(forgedVia, attacker, asked.id, forged);
-        await sleep(300); // a forwarded answer has reached A by now
+        // A, where the victim's request waits, has dropped the forged answer (forwarded or not).
+        await waitFor('A to drop the forged answer', () =>
+          aLines.some(
+            (l) =>
+              l.msg ===
+              `response ${String(asked.id)} for a request nobody in this session waits for; dropped`,
+          ),
+        );
         const own = await answer(b.url, victim, asked.id, { action: 'accept', content: { to: 'alice' } });
         assert.equal(own.status, 202, own.text);
         const result = JSON.parse(textOfResult(await nextMessage(victimStream))) as { content?: unknown };
@@ -265,6 +275,11 @@ describe('regressions of the review findings', () => {
       child: () => logger,
     };
     const prefix = TestRedis.prefix();
+    // The tool runs until the test has paused Redis, then sends its notifications.
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
     const s = await serve({
       redis: redis.url,
       keyPrefix: prefix,
@@ -275,7 +290,8 @@ describe('regressions of the review findings', () => {
           content: [{ type: 'text', text: 'feature' }],
         }));
         m.registerTool('toggle', { description: 'disables feature while Redis is away' }, async () => {
-          await sleep(500);
+          started();
+          await released;
           feature.disable(); // the SDK sends tools/list_changed without awaiting it
           // A log message outside any request goes to the GET stream (its event log is in Redis).
           void m.server.sendLoggingMessage({ level: 'info', data: 'toggled' });
@@ -291,29 +307,33 @@ describe('regressions of the review findings', () => {
         headersOf(sid),
         10_000,
       );
-      await sleep(250);
+      await running;
       redis.pause();
       try {
-        await sleep(1500); // the notifications fail (command timeout 300 ms) meanwhile
+        release();
+        // The notifications' appends are sent as the tool goes on, before the readiness PINGs on the
+        // same connection: when the second PING has timed out (300 ms), so has every append sent
+        // before it at least once, while Redis was away.
+        for (let i = 0; i < 2; i++) assert.equal(await s.fleet.ready(), false, 'Redis is paused');
       } finally {
         redis.resume();
       }
       await toggled; // whatever it says: the store was away while it answered
-      await sleep(200); // let any rejection surface
 
-      assert.deepEqual(rejections, [], 'no unhandled rejection');
       // The notifications were sent while Redis was away (the test is not vacuous): their appends to
       // the GET stream's log were retried until it was back, so nothing was lost and nothing reported.
       const db = redis.client();
+      let logged: string[] = [];
       try {
-        const logged = (await db.xrange(new RedisKeys(prefix).events(sid, 'standalone'), '-', '+')).map(
-          ([, fields]) => fields[1] ?? '',
-        );
-        assert.ok(
-          logged.some((d) => d.includes('notifications/tools/list_changed')) &&
-            logged.some((d) => d.includes('"toggled"')),
-          `both notifications in the log: ${JSON.stringify(logged)}`,
-        );
+        await waitFor('both notifications in the log', async () => {
+          logged = (await db.xrange(new RedisKeys(prefix).events(sid, 'standalone'), '-', '+')).map(
+            ([, fields]) => fields[1] ?? '',
+          );
+          return (
+            logged.some((d) => d.includes('notifications/tools/list_changed')) &&
+            logged.some((d) => d.includes('"toggled"'))
+          );
+        });
       } finally {
         db.disconnect();
       }
@@ -332,6 +352,9 @@ describe('regressions of the review findings', () => {
       assert.equal(later.status, 200, later.text);
       assert.match(later.text, /"tools"/);
       assert.doesNotMatch(later.text, /"feature"/, 'the tool was disabled');
+      // Checked last: a rejection left unhandled by the work above has surfaced by now (Node reports
+      // it once the microtask queue drains, and many event-loop turns have passed since).
+      assert.deepEqual(rejections, [], 'no unhandled rejection');
     } finally {
       process.off('unhandledRejection', onRejection);
       await s.close();
@@ -373,10 +396,20 @@ describe('regressions of the review findings', () => {
 
   it('a POST stream resumed on another instance gets every event and the result after its pub/sub connections are killed', async () => {
     const prefix = TestRedis.prefix();
+    // The ticker sends a tick each time the test lets it (right after killing the subscribers).
+    const permits: Array<() => void> = [];
+    let waiting: (() => void) | undefined;
+    const tick = () => {
+      if (waiting) {
+        waiting();
+        waiting = undefined;
+      } else permits.push(() => undefined);
+    };
+    const nextTick = () => (permits.shift() ? Promise.resolve() : new Promise<void>((r) => (waiting = r)));
     const tools = (m: McpServer) => {
       m.registerTool('ticker', { description: 'ten log messages, then a result' }, async (extra) => {
         for (let i = 1; i <= 10; i++) {
-          await sleep(200);
+          await nextTick();
           await extra.sendNotification({
             method: 'notifications/message',
             params: { level: 'info', data: `tick ${i}` },
@@ -413,15 +446,19 @@ describe('regressions of the review findings', () => {
       assert.equal(res.status, 200);
       resumed = new SseReader(res);
       const events: SseEvent[] = [];
-      const ev1 = await resumed.next();
-      assert.ok(ev1);
-      events.push(ev1);
+      const ticksSoFar = () => events.filter((e) => e.data.includes('"tick ')).length;
 
-      // Wake-ups published while the subscribers reconnect find no receiver.
+      // Each tick's wake-up is published while the subscribers reconnect (killed just before), and
+      // finds no receiver: the resumed stream still gets it, from the log.
       let kills = 0;
-      for (let i = 0; i < 15; i++) {
+      for (let i = 1; i <= 10; i++) {
         kills += Number(await admin.client('KILL', 'TYPE', 'pubsub'));
-        await sleep(70);
+        tick();
+        while (ticksSoFar() < i) {
+          const ev = await resumed.next(8000);
+          assert.ok(ev, `tick ${i} reached the resumed stream`);
+          events.push(ev);
+        }
       }
       assert.ok(kills > 0, 'pub/sub connections were killed');
 
@@ -516,21 +553,30 @@ describe('regressions of the review findings', () => {
   });
 
   it('close() lets a running tool answer within the grace period, then answers the rest with an error', async () => {
+    // The tool runs until the test lets it finish: the first fleet's close() has begun by then; the
+    // second one's grace ends while the tool is still running.
+    let started!: () => void;
+    let release!: () => void;
     const tools = (m: McpServer) => {
-      m.registerTool('slow', { description: 'takes 1.5 s' }, async () => {
-        await sleep(1500);
+      m.registerTool('slow', { description: 'runs until released' }, async () => {
+        started();
+        await new Promise<void>((r) => (release = r));
         return { content: [{ type: 'text', text: 'done' }] };
       });
     };
     const slowCall = { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'slow', arguments: {} } };
+    const running = () => new Promise<void>((r) => (started = r));
 
     // Default grace (5 s): the tool finishes and its result reaches the client.
     const s = await serve({ tools });
     try {
       const sid = await initSession(s.url);
+      const isRunning = running();
       const reader = new SseReader(await openPost(s.url, sid, slowCall));
-      await sleep(200);
+      await isRunning;
       const closed = s.fleet.close();
+      assert.equal(await s.fleet.ready(), false, 'closing');
+      release();
       assert.equal(textOfResult(await nextMessage(reader, 4000)), 'done');
       await closed;
     } finally {
@@ -541,8 +587,9 @@ describe('regressions of the review findings', () => {
     const short = await serve({ tools, shutdownGraceMs: 100 });
     try {
       const sid = await initSession(short.url);
+      const isRunning = running();
       const reader = new SseReader(await openPost(short.url, sid, slowCall));
-      await sleep(200);
+      await isRunning;
       const t0 = Date.now();
       const closed = short.fleet.close();
       const answer = await nextMessage(reader, 4000);
@@ -552,6 +599,7 @@ describe('regressions of the review findings', () => {
       assert.ok(elapsed < 1000, `error answer after ${elapsed} ms`);
       assert.equal(await reader.next(2000), undefined, 'the stream ends');
       await closed;
+      release(); // the tool ends after its copy was closed: nothing more reaches the client
     } finally {
       await short.close();
     }
@@ -591,7 +639,9 @@ describe('regressions of the review findings', () => {
       const r = await rawPost(plain.url, JSON.stringify(subscribe('file:///a')), headersOf(sid));
       assert.equal(r.status, 200, r.text);
       assert.match(r.text, /"code":-32601/, 'Method not found');
-      await sleep(100);
+      // A write of the subscription, had one been sent in reaction to the answer, went out before
+      // the readiness PINGs on the same connection and has landed once they are answered.
+      for (let i = 0; i < 2; i++) assert.ok(await plain.fleet.ready());
       assert.deepEqual(await subsOf(sid), []);
     } finally {
       await plain.close();

@@ -171,9 +171,10 @@ describe('server-to-client traffic across 3 instances', () => {
     await client.setLoggingLevel('debug');
     for (let i = 0; i < 3; i++)
       await client.callTool({ name: 'notify', arguments: { from: 200 + i, count: 1 } });
-    await until('3 log notifications', async () => (logs.length >= 3 ? true : undefined));
-    await sleep(200);
-    assert.deepEqual(logs, [200, 201, 202]);
+    // A last one, after which nothing sent before it can still arrive (one stream, in order).
+    await client.callTool({ name: 'notify', arguments: { from: 299, count: 1 } });
+    await until('the last log notification', async () => (logs.includes(299) ? true : undefined));
+    assert.deepEqual(logs, [200, 201, 202, 299]);
     await transport.terminateSession();
     await client.close();
   });
@@ -280,10 +281,12 @@ describe('server-to-client traffic across 3 instances', () => {
     for (let i = 4; i < 8; i++)
       await client.callTool({ name: 'notify', arguments: { from: i * 5 + 1, count: 5 } });
     await until('all 40 after the reconnect', async () => (logs.length >= 40 ? true : undefined), 15_000);
-    await sleep(300);
+    // A last one, after which a repeat of anything sent before it can no longer arrive.
+    await client.callTool({ name: 'notify', arguments: { from: 41, count: 1 } });
+    await until('the last one', async () => (logs.includes(41) ? true : undefined));
     assert.deepEqual(
       logs,
-      Array.from({ length: 40 }, (_, i) => i + 1),
+      Array.from({ length: 41 }, (_, i) => i + 1),
     );
     await client.close();
   });
