@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Redis } from 'ioredis';
+import { Registry } from 'prom-client';
 import { createFleet, type Fleet, type FleetOptions } from '../../src/index.js';
 import { RedisKeys } from '../../src/redis/keys.js';
 import { RedisSessionStore } from '../../src/store/redis-session-store.js';
@@ -24,11 +25,7 @@ async function serve(options: FleetOptions): Promise<Served> {
   const fleet = createFleet(options);
   const server: Server = createServer(fleet.handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const deadline = Date.now() + 5000;
-  while (!(await fleet.ready())) {
-    assert.ok(Date.now() < deadline, 'fleet ready');
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await waitFor('fleet ready', () => fleet.ready(), 5000);
   return {
     fleet,
     url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
@@ -113,8 +110,7 @@ describe('ownership edges', () => {
       });
       release();
       await call;
-      const deadline = Date.now() + 5000;
-      while (staleWrite === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      await waitFor('the stale write to be tried', () => staleWrite !== undefined, 5000);
       assert.match(staleWrite ?? 'no write attempted', /^refused/);
       assert.equal((await store.getData(sid))?.json, JSON.stringify({ by: 'the new owner' }));
     } finally {
@@ -127,47 +123,74 @@ describe('ownership edges', () => {
     it(`a call resent while its target still hydrates runs once and is answered (jsonResponse: ${jsonResponse})`, async () => {
       const keyPrefix = TestRedis.prefix();
       const runs: string[] = [];
-      const make = (instanceId: string) =>
+      // b's hydration of the session waits until the forwarder on a has resent the call to it (it
+      // resends after 300 ms without an acknowledgement, and b acknowledges once the copy is built).
+      let hydrate!: () => void;
+      const hydrating = new Promise<void>((r) => (hydrate = r));
+      // s2's call keeps a draining until the test lets it end.
+      let slowStarted!: () => void;
+      const slowRunning = new Promise<void>((r) => (slowStarted = r));
+      let endSlow!: () => void;
+      const slowEnds = new Promise<void>((r) => (endSlow = r));
+      const metrics = new Registry();
+      const make = (instanceId: string, registry?: Registry) =>
         serve({
           redis: redis.url,
           keyPrefix,
           instanceId,
           jsonResponse,
-          // The forwarder resends after 300 ms without an acknowledgement; hydration takes 900 ms.
+          metrics: registry,
           ownerAckTimeoutMs: 300,
           // b stays alive for a's verdicts through event-loop stalls of a loaded machine (with the 2 s
           // default a late heartbeat once made a judge b gone and serve the call itself).
           instanceTtlMs: 10_000,
           server: async (ctx) => {
-            if (ctx.origin !== 'initialize') await new Promise((r) => setTimeout(r, 900));
+            if (ctx.origin !== 'initialize') await hydrating;
             const s = new McpServer({ name: 'edges', version: '1.0.0' });
             s.registerTool('echo', { description: 'notes where it ran' }, async () => {
               runs.push(ctx.instanceId);
               return { content: [{ type: 'text', text: `ran on ${ctx.instanceId}` }] };
             });
             s.registerTool('slow', { description: 'keeps the instance draining' }, async () => {
-              await new Promise((r) => setTimeout(r, 3000));
+              slowStarted();
+              await slowEnds;
               return { content: [{ type: 'text', text: 'slow' }] };
             });
             return s;
           },
         });
       const a = await make('resend-a');
-      const b = await make('resend-b');
+      const b = await make('resend-b', metrics);
       const s1 = await connectClient(a.url);
       const s2 = await connectClient(a.url);
+      const sid1 = s1.transport.sessionId!;
+      const store = new RedisSessionStore(admin, new RedisKeys(keyPrefix), {
+        idleMs: 3_600_000,
+        maxLifetimeMs: 86_400_000,
+      });
+      /** The forwarded calls b has received (`handle` messages, resends included). */
+      const handled = async () => {
+        const m = await metrics.getSingleMetric('mcp_fleet_bus_messages_total')!.get();
+        return m.values.find((v) => v.labels.direction === 'in' && v.labels.type === 'handle')?.value ?? 0;
+      };
       try {
         const slow = s2.client.callTool({ name: 'slow', arguments: {} }).catch(() => undefined);
-        await new Promise((r) => setTimeout(r, 100));
+        await slowRunning;
         // a drains (s2's call keeps it draining); s1 is released, and its next call makes b claim it.
         const closing = a.close();
-        await new Promise((r) => setTimeout(r, 200));
-        const r = await s1.client.callTool({ name: 'echo', arguments: {} }, undefined, { timeout: 10_000 });
+        await waitFor('a to release s1', async () => (await store.peek(sid1))?.owner === '');
+        const call = s1.client.callTool({ name: 'echo', arguments: {} }, undefined, { timeout: 10_000 });
+        await waitFor('the call resent to b while b hydrates', async () => (await handled()) >= 2);
+        hydrate();
+        const r = await call;
         assert.equal(textOf(r), 'ran on resend-b');
         assert.deepEqual(runs, ['resend-b'], 'the tool ran once');
+        endSlow();
         await slow;
         await closing;
       } finally {
+        hydrate();
+        endSlow();
         await s1.client.close().catch(() => {});
         await s2.client.close().catch(() => {});
         await b.close();
