@@ -15,6 +15,7 @@ import type { AppLogger } from '../../app/logger.js';
 import { importServer } from '../../app/servers/import-server.js';
 import { createPostgresServer } from '../../app/servers/postgres.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { waitFor } from '../helpers/wait.js';
 import { call, connect, silent, text } from './support/mcp.js';
 
 interface Employee {
@@ -91,6 +92,16 @@ function swapping(db: Database, swap: Record<string, string>): Database & { call
 }
 
 const LEVEL = { debug: 20, info: 30, warn: 40, error: 50 } as const;
+
+/** Waits until the server runs a `SELECT pg_sleep(30)` (seen from another connection). */
+async function untilSleeping(raw: pg.Client): Promise<void> {
+  await waitFor('the statement to run on the server', async () => {
+    const { rows } = await raw.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%' AND state = 'active' AND datname = current_database() AND pid <> pg_backend_pid()`,
+    );
+    return (rows[0]?.n ?? 0) > 0;
+  });
+}
 
 const INJECTIONS = [
   "' OR '1'='1",
@@ -492,7 +503,8 @@ describe('PostgreSQL specifics', () => {
       const controller = new AbortController();
       const started = Date.now();
       const running = db.query('SELECT pg_sleep(30)', [], controller.signal);
-      setTimeout(() => controller.abort(), 300);
+      await untilSleeping(raw);
+      controller.abort();
       // 57014 well before the 5 s statement timeout: the server cancelled it at our request.
       await assert.rejects(running, (err: { code?: string }) => err.code === '57014');
       assert.ok(Date.now() - started < 3_000, `took ${Date.now() - started} ms`);
@@ -525,18 +537,22 @@ describe('PostgreSQL specifics', () => {
     };
     const { logger, lines } = capture();
     const client = await toolsOn(slow, logger);
+    const raw = new pg.Client({ connectionString: server.url });
+    await raw.connect();
     try {
       const controller = new AbortController();
       const call = client.callTool({ name: 'postgres_query_employees', arguments: {} }, undefined, {
         signal: controller.signal,
       });
-      setTimeout(() => controller.abort(), 300);
+      await untilSleeping(raw);
+      controller.abort();
       await assert.rejects(call, /abort/i);
-      const deadline = Date.now() + 3_000;
-      while (!lines.some((l) => l.msg === 'tool call cancelled') && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
       // Logged once the statement ended, well before its 5 s timeout: the server cancelled it.
+      await waitFor(
+        'the cancellation logged',
+        () => lines.some((l) => l.msg === 'tool call cancelled'),
+        3_000,
+      );
       const cancelled = lines.find((l) => l.msg === 'tool call cancelled');
       assert.ok(cancelled, `not cancelled within 3 s: ${JSON.stringify(lines)}`);
       assert.equal(cancelled.level, LEVEL.debug, JSON.stringify(lines));
@@ -546,6 +562,7 @@ describe('PostgreSQL specifics', () => {
         [],
       );
     } finally {
+      await raw.end();
       await client.close();
       await db.close();
     }

@@ -8,6 +8,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { importServer } from '../../app/servers/import-server.js';
 import { createVirusTotalServer } from '../../app/servers/virustotal.js';
 import { call, connect, silent, text } from './support/mcp.js';
+import { waitFor } from '../helpers/wait.js';
 
 const API_KEY = 'stub-api-key-123';
 const EICAR_MD5 = '44d88612fea8a8f36de82e1278abb02f';
@@ -334,6 +335,7 @@ describe('virustotal sub-server (against a local stub)', () => {
     try {
       for (const hash of ['c'.repeat(64), STALLED_BODY]) {
         lines.length = 0;
+        const asked = seen.length;
         const controller = new AbortController();
         const pending = cancelling.callTool(
           { name: 'virustotal_file_report', arguments: { hash } },
@@ -342,12 +344,16 @@ describe('virustotal sub-server (against a local stub)', () => {
             signal: controller.signal,
           },
         );
-        setTimeout(() => controller.abort(), 100);
+        // Cancelled while the stub holds the request (it answers the first hash after 2 s and
+        // stalls the second one's body for 2 s).
+        await waitFor('the request at the stub', () => seen.slice(asked).some((r) => r.path.endsWith(hash)));
+        controller.abort();
         await assert.rejects(pending, /abort/i);
-        const deadline = Date.now() + 1_000;
-        while (!lines.some((l) => l.msg === 'tool call cancelled') && Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, 10));
-        }
+        await waitFor(
+          'the cancellation logged',
+          () => lines.some((l) => l.msg === 'tool call cancelled'),
+          1_000,
+        );
         const cancelled = lines.find((l) => l.msg === 'tool call cancelled');
         assert.equal(cancelled?.level, 20, JSON.stringify(lines));
         assert.equal(cancelled?.tool, 'virustotal_file_report');
