@@ -330,10 +330,7 @@ describe('Redis round trips per forwarded request (two instances, one Redis)', (
       const b = make(front, 'budget-front');
       const [sa, sb] = await Promise.all([serve(a), serve(b)]);
       try {
-        for (const f of [a, b]) {
-          const deadline = Date.now() + 5000;
-          while (!(await f.ready()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-        }
+        for (const f of [a, b]) await waitFor(`${f.instanceId} ready`, () => f.ready(), 5000);
         const sid = await initialize(sa.url); // owned by A
         const headers = { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' };
         assert.equal((await rawPost(sb.url, echo(1), headers)).status, 200); // B knows the way now

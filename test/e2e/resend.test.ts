@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:http';
 import { createFleet, type Fleet } from '../../src/index.js';
 import { buildDemoServer } from '../fixtures/demo-server.js';
 import { initBody, rawPost } from '../helpers/mcp-client.js';
+import { waitFor } from '../helpers/wait.js';
 import { TestRedis } from '../helpers/redis-server.js';
 import { SseReader } from '../helpers/sse-reader.js';
 
@@ -25,8 +26,7 @@ async function serve(redisUrl: string, keyPrefix: string, instanceId: string): P
   });
   const server = createServer(fleet.handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const deadline = Date.now() + 5000;
-  while (!(await fleet.ready()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await waitFor('fleet ready', () => fleet.ready(), 5000);
   return { fleet, server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}/mcp` };
 }
 
