@@ -147,7 +147,7 @@ describe('startup', () => {
         client.write(chunk);
         if (nth === 2 && /subscribe/i.test(chunk.toString('latin1'))) releaseFirst();
       });
-      for (const s of [client, upstream]) s.on('error', () => undefined).on('close', () => s.destroy());
+      for (const s of [client, upstream]) s.on('error', () => undefined); // closed by the test or Redis
       client.on('close', () => upstream.destroy());
       upstream.on('close', () => client.destroy());
     });

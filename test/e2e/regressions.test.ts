@@ -397,15 +397,16 @@ describe('regressions of the review findings', () => {
   it('a POST stream resumed on another instance gets every event and the result after its pub/sub connections are killed', async () => {
     const prefix = TestRedis.prefix();
     // The ticker sends a tick each time the test lets it (right after killing the subscribers).
-    const permits: Array<() => void> = [];
-    let waiting: (() => void) | undefined;
+    let permits = 0;
+    let wake: (() => void) | undefined;
     const tick = () => {
-      if (waiting) {
-        waiting();
-        waiting = undefined;
-      } else permits.push(() => undefined);
+      permits++;
+      wake?.();
     };
-    const nextTick = () => (permits.shift() ? Promise.resolve() : new Promise<void>((r) => (waiting = r)));
+    const nextTick = async () => {
+      while (permits === 0) await new Promise<void>((r) => (wake = r));
+      permits--;
+    };
     const tools = (m: McpServer) => {
       m.registerTool('ticker', { description: 'ten log messages, then a result' }, async (extra) => {
         for (let i = 1; i <= 10; i++) {
